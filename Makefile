@@ -1,0 +1,25 @@
+# One-command entry points for a fresh machine (see README "Quick start").
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: venv test lint demo clean-demo
+
+venv: $(VENV)/.installed
+
+# torch==2.13.0 goes first, explicitly: an unpinned torch would pull a multi-GB CUDA build.
+# pyclarity goes last with --no-deps: its declared dependencies pull torchaudio, which does not load
+# beside the CPU torch; the parts we use need only what the `cadenza` extra installs.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[all]'
+	$(PY) -m pip install --no-deps pyclarity==0.9.0
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check .

@@ -1,0 +1,117 @@
+"""Audio I/O at the edges: soundfile for reading/writing, soxr for resampling, atomic writes.
+
+Arrays are channels-first everywhere: ``(channels, samples)`` float32 in [-1, 1] full scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: File extensions picked up when a folder is given as input.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m4a")
+
+#: soundfile subtype per ``bits`` setting.
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+
+
+class AudioError(RuntimeError):
+    """An audio file could not be read or has an unusable format (the message names the file)."""
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """soundfile metadata (samplerate, channels, frames, subtype) with a clear error on failure."""
+    try:
+        return sf.info(str(path))
+    except Exception as err:  # soundfile raises several exception types
+        raise AudioError(f"{path}: cannot read audio file ({err})") from err
+
+
+def load_audio(
+    path: str | os.PathLike,
+    start: float = 0.0,
+    duration: float | None = None,
+    dtype: str = "float32",
+) -> tuple[np.ndarray, int]:
+    """Read an audio file.
+
+    Args:
+        path: any format libsndfile decodes (wav, flac, ogg, mp3, ...).
+        start: offset in seconds.
+        duration: seconds to read; ``None`` reads to the end.
+
+    Returns:
+        ``(audio, sample_rate)`` with ``audio`` of shape ``(channels, samples)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    info = audio_info(path)
+    first = round(start * info.samplerate)
+    if first < 0 or (info.frames > 0 and first >= info.frames):
+        raise AudioError(f"{path}: start {start} s is outside the file ({info.frames / info.samplerate:.2f} s)")
+    frames = -1 if duration is None else max(round(duration * info.samplerate), 0)
+    try:
+        audio, sample_rate = sf.read(str(path), start=first, frames=frames, dtype=dtype, always_2d=True)
+    except Exception as err:
+        raise AudioError(f"{path}: cannot decode audio ({err})") from err
+    return np.ascontiguousarray(audio.T), int(sample_rate)
+
+
+def resample(audio: np.ndarray, sample_rate: float, target_rate: float, quality: str = "HQ") -> np.ndarray:
+    """Resample along the last axis with soxr; ``audio`` is ``(..., samples)``. Identity if rates match."""
+    if sample_rate == target_rate:
+        return audio
+    flat = audio.reshape(-1, audio.shape[-1])
+    out = soxr.resample(np.ascontiguousarray(flat.T), sample_rate, target_rate, quality=quality)
+    out = np.asarray(out, dtype=audio.dtype)
+    return np.ascontiguousarray(out.T).reshape(*audio.shape[:-1], out.shape[0])
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    An interrupted or failing write leaves neither a partial ``path`` nor the temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_audio(
+    path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int,
+    subtype: str = "FLOAT",
+) -> None:
+    """Write ``audio`` ``(channels, samples)`` (or ``(samples,)``) atomically; the format follows the suffix.
+
+    ``subtype`` is a soundfile subtype (``PCM_16``, ``PCM_24``, ``FLOAT``). Integer subtypes are written
+    by soundfile, which clips out-of-range samples; callers decide the clip policy first.
+    """
+    path = Path(path)
+    data = audio.T if audio.ndim == 2 else audio
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), data, int(sample_rate), subtype=subtype, format=path.suffix.lstrip(".").upper())
