@@ -56,9 +56,7 @@ def load_audio(
     info = audio_info(path)
     first = round(start * info.samplerate)
     if first < 0 or (info.frames > 0 and first >= info.frames):
-        raise AudioError(
-            f"{path}: start {start} s is outside the file ({info.frames / info.samplerate:.2f} s)"
-        )
+        raise AudioError(f"{path}: start {start} s is outside the file ({info.frames / info.samplerate:.2f} s)")
     frames = -1 if duration is None else max(round(duration * info.samplerate), 0)
     try:
         audio, sample_rate = sf.read(str(path), start=first, frames=frames, dtype=dtype, always_2d=True)

@@ -18,6 +18,7 @@ compensating coefficient roll cancel up to a per-row sign, which is folded into 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,9 +38,7 @@ _Q_STEP = 1e-8
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _scale_function(
-    scale: str, bins: int, fmin: float, fmax: float, gamma: float
-) -> Callable[[float], float]:
+def _scale_function(scale: str, bins: int, fmin: float, fmax: float, gamma: float) -> Callable[[float], float]:
     """Centre frequency in Hz as a function of the (real-valued) bin index ``k`` in ``[0, bins)``."""
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
@@ -317,9 +316,7 @@ class SliCQT(nn.Module):
         if slice_length % 4:
             raise ValueError(f"slice_length must be a multiple of 4, got {slice_length}")
         if transition_length % 2 or not 0 < transition_length <= slice_length // 2:
-            raise ValueError(
-                f"transition_length must be even and in (0, slice_length/2], got {transition_length}"
-            )
+            raise ValueError(f"transition_length must be even and in (0, slice_length/2], got {transition_length}")
         self.scale, self.bins, self.fmin, self.fmax, self.gamma = scale, bins, fmin, fmax, gamma
         self.sample_rate = sample_rate
         self.slice_length, self.transition_length = slice_length, transition_length
@@ -330,7 +327,7 @@ class SliCQT(nn.Module):
         lengths = bank.window_lengths
         # blocks: runs of consecutive rows with the same window length
         boundaries = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist(), len(lengths)]
-        self.block_rows: list[tuple[int, int]] = list(zip(boundaries[:-1], boundaries[1:], strict=True))
+        self.block_rows: list[tuple[int, int]] = list(itertools.pairwise(boundaries))
         self.block_shapes: list[tuple[int, int]] = [
             (stop - start, int(lengths[start])) for start, stop in self.block_rows
         ]
@@ -414,9 +411,7 @@ class SliCQT(nn.Module):
             raise TypeError(f"SliCQT expects a real floating-point signal, got {x.dtype}")
         length = x.shape[-1]
         if length < 1:
-            raise ValueError(
-                "SliCQT needs at least 1 sample (shorter inputs are zero-padded to whole slices)"
-            )
+            raise ValueError("SliCQT needs at least 1 sample (shorter inputs are zero-padded to whole slices)")
         lead = x.shape[:-1]
         quarter = self.slice_length // 4
         padded_quarters = -(-length // quarter) + 5  # 2 zero quarters in front, 3 (and the rest) at the end
