@@ -336,15 +336,7 @@ class SliCQT(nn.Module):
         # The reference rotates even/odd slices by a quarter and rolls the coefficients back; both cancel up to
         # the sign (-1)^(centre/2) per row, which is folded into the analysis window.
         half = slice_length // 2
-        gather, analysis, synthesis, direct_src, direct_dst, mirror_src, mirror_dst = (
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-        )
+        gather, analysis, synthesis, target, mirror_src, mirror_dst = [], [], [], [], [], []
         offset = 0
         last_row = len(lengths) - 1
         for row, (m, centre) in enumerate(zip(lengths, bank.centres, strict=True)):
@@ -355,11 +347,11 @@ class SliCQT(nn.Module):
             gather.append(freq_bin % slice_length)
             analysis.append(sign * bank.windows[row])
             synthesis.append(sign * m * bank.duals[row])
-            # inverse: contributions inside [0, Nyquist] land directly; for rows other than DC and Nyquist the
-            # negative-frequency mirror window adds the conjugate contribution where it reaches [0, Nyquist]
+            # inverse: contributions inside [0, Nyquist] land directly, the others go to a discarded extra bin;
+            # for rows other than DC and Nyquist the negative-frequency mirror window adds the conjugate
+            # contribution where it reaches [0, Nyquist]
             inside = (freq_bin >= 0) & (freq_bin <= half)
-            direct_src.append(offset + np.flatnonzero(inside))
-            direct_dst.append(freq_bin[inside])
+            target.append(np.where(inside, freq_bin, half + 1))
             if 0 < row < last_row:
                 mirrored = -freq_bin % slice_length
                 reach = mirrored <= half
@@ -374,8 +366,7 @@ class SliCQT(nn.Module):
         buffer("gather_index", gather, torch.int64)
         buffer("analysis_window", analysis, torch.float64)
         buffer("synthesis_window", synthesis, torch.float64)
-        buffer("direct_source", direct_src, torch.int64)
-        buffer("direct_target", direct_dst, torch.int64)
+        buffer("scatter_index", target, torch.int64)
         buffer("mirror_source", mirror_src, torch.int64)
         buffer("mirror_target", mirror_dst, torch.int64)
         buffer("slice_window", [slice_window(slice_length, transition_length)], torch.float64)
@@ -445,8 +436,8 @@ class SliCQT(nn.Module):
         weighted = torch.cat(parts, dim=-1)
         weighted = weighted * self.synthesis_window.to(weighted.real.dtype)
         half = self.slice_length // 2
-        spectrum = weighted.new_zeros(weighted.shape[0], slices, half + 1)
-        spectrum = spectrum.index_add(-1, self.direct_target, weighted[..., self.direct_source])
+        spectrum = weighted.new_zeros(weighted.shape[0], slices, half + 2)
+        spectrum = spectrum.index_add(-1, self.scatter_index, weighted)[..., : half + 1]
         if self.mirror_source.numel():
             spectrum = spectrum.index_add(-1, self.mirror_target, weighted[..., self.mirror_source].conj())
         frames = torch.fft.irfft(spectrum, n=self.slice_length)  # (batch, slices, slice_length)
