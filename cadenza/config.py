@@ -1,0 +1,98 @@
+"""The recipe's configuration: OmegaConf resolvers used by ``config.yaml``, validation and composition.
+
+Importing this module registers the resolvers, so every entry point imports it before hydra reads the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from cadenza.locking import exclusive_lock
+
+log = logging.getLogger(__name__)
+
+#: Folder of ``config.yaml`` (hydra ``config_path`` of every entry point).
+CONFIG_DIR = Path(__file__).resolve().parent
+
+#: Ready-made hydra launcher configurations (``recipes/cadenza/hydra/launcher``) of a source checkout.
+RECIPES_DIR = CONFIG_DIR.parent / "recipes" / "cadenza"
+
+#: Hydra decorator arguments shared by the entry points.
+HYDRA_MAIN = {"config_path": ".", "config_name": "config", "version_base": None}
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable (the message names the key)."""
+
+
+def demo_data_root() -> str:
+    """CAD1 task-1 root of the synthetic demo dataset, generated on first use (``path.root`` default)."""
+    try:
+        from data_prep.demo import DEFAULT_DEMO_ROOT, ensure_demo_dataset
+    except ImportError as err:
+        raise ConfigError(
+            f"path.root: the demo dataset generator (data_prep.demo) cannot be imported ({err}); "
+            "pass path.root=<CAD1 data>/cad1/task1"
+        ) from err
+    lock_file = Path(DEFAULT_DEMO_ROOT).parent / f".{Path(DEFAULT_DEMO_ROOT).name}.lock"
+    with exclusive_lock(lock_file):  # parallel jobs of a multirun must not generate it twice
+        root = ensure_demo_dataset()
+    log.info("path.root: the synthetic demo dataset at %s", root)
+    return str(Path(root).resolve())
+
+
+def run_name(model: str, weights: str | None) -> str:
+    """Name of a run's exp folder: ``<model>_<weights name>`` (``oracle`` for the oracle separator)."""
+    if model == "oracle" or weights in (None, ""):
+        return str(model)
+    return f"{model}_{Path(str(weights)).name or 'weights'}"
+
+
+def recipes_dir() -> str:
+    """The launcher-config folder: the checkout's ``recipes/cadenza``, else ``./recipes/cadenza``."""
+    return str(RECIPES_DIR if RECIPES_DIR.is_dir() else Path("recipes/cadenza").resolve())
+
+
+def _register_resolvers() -> None:
+    resolvers = {
+        "cadenza.demo_root": demo_data_root,
+        "cadenza.run_name": run_name,
+        "cadenza.abspath": lambda path: os.path.abspath(path),
+        "cadenza.recipes_dir": recipes_dir,
+    }
+    for name, function in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function, use_cache=name == "cadenza.demo_root")
+
+
+_register_resolvers()
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """The recipe config with hydra-style ``overrides``, as the command line would build it (for the Python API)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming the key when a setting cannot work."""
+    if int(cfg.nalr.sample_rate) != int(cfg.sample_rate):
+        raise ConfigError(
+            f"nalr.sample_rate={cfg.nalr.sample_rate} must equal sample_rate={cfg.sample_rate} "
+            "(NAL-R filters the stems at the input rate)"
+        )
+    batch, batch_size = int(cfg.evaluate.batch), int(cfg.evaluate.batch_size)
+    if batch_size < 1 or not 0 <= batch < batch_size:
+        raise ConfigError(f"evaluate.batch={batch} must be in [0, evaluate.batch_size={batch_size})")
+    for key in ("sample_rate", "stem_sample_rate", "remix_sample_rate"):
+        if int(cfg[key]) <= 0:
+            raise ConfigError(f"{key}={cfg[key]} must be a positive rate in Hz")
+    if cfg.demix.songs not in ("metadata", "all"):
+        raise ConfigError(f"demix.songs={cfg.demix.songs!r} must be 'metadata' or 'all'")

@@ -1,0 +1,160 @@
+"""Enhance: for each song-listener pair, NAL-R per stem and ear, the 8 stem FLACs and the remix.
+
+``python -m cadenza.enhance`` (hydra; see ``config.yaml``). Each song is separated once (:mod:`cadenza.demix`
+cache); per pair it writes to ``<exp_folder>/enhanced_signals/<listener>/<song>/``:
+``<listener>_<song>_<left|right>_<stem>.flac`` (``stem_sample_rate``, 16-bit, peak-normalised) with ``.txt``
+scale files, and ``<listener>_<song>_remix.flac`` (``remix_sample_rate``, 16-bit, soft-clipped). A completion
+marker (``progress/...``) is written last; a pair whose marker and 17 files exist is skipped, so an
+interrupted run resumes where it stopped and gives the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import hydra
+import numpy as np
+from clarity.utils.audiogram import Listener
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from cadenza.config import HYDRA_MAIN
+from cadenza.data import DataError, Song, load_segments
+from cadenza.demix import StemCache
+from cadenza.flac_io import write_clipped_remix, write_scaled_stem
+from cadenza.hearing_aid import HearingAid, cut_segment, remix
+from cadenza.layout import ExpLayout
+from cadenza.plan import RunPlan
+from cadenza.separators import separator_identity
+from xumx_slicq_v2.audio import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+class EnhanceError(RuntimeError):
+    """Existing outputs conflict with this run's settings (the message names the file)."""
+
+
+@dataclass
+class EnhanceSummary:
+    pairs: int  # pairs of this batch
+    enhanced: int  # pairs written now
+    skipped: int  # pairs already complete
+    separated: list[str]  # songs separated now
+
+
+def enhance_settings(cfg: DictConfig, segments: dict[str, tuple[float, float]] | None = None) -> dict:
+    """Everything that shapes a pair's files; recorded in its completion marker and compared on resume."""
+    return {
+        "separator": separator_identity(cfg.separator),
+        "sample_rate": int(cfg.sample_rate),
+        "stem_sample_rate": int(cfg.stem_sample_rate),
+        "remix_sample_rate": int(cfg.remix_sample_rate),
+        "nalr": OmegaConf.to_container(cfg.nalr, resolve=True),
+        "compressor": OmegaConf.to_container(cfg.compressor, resolve=True) if cfg.apply_compressor else None,
+        "soft_clip": bool(cfg.soft_clip),
+        "segments": None if segments is None else {kind: list(span) for kind, span in segments.items()},
+    }
+
+
+def pair_is_complete(layout: ExpLayout, song: str, listener_id: str, settings: dict) -> bool:
+    """True when the pair's marker and all its files exist; a marker with other settings is an error."""
+    marker = layout.pair_marker(listener_id, song)
+    if not marker.is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise EnhanceError(f"{marker}: unreadable completion marker ({err}); delete it to redo the pair") from err
+    if recorded != settings:
+        raise EnhanceError(
+            f"{marker}: {listener_id}/{song} was enhanced with other settings ({recorded}); this run uses "
+            f"{settings}. Use another path.exp_folder, or delete the marker and {layout.pair_dir(listener_id, song)}"
+        )
+    return all(path.is_file() for path in layout.pair_files(listener_id, song))
+
+
+def enhance_pair(
+    stems: dict[str, np.ndarray],
+    listener: Listener,
+    song: str,
+    hearing_aid: HearingAid,
+    layout: ExpLayout,
+    cfg: DictConfig,
+    segments: dict[str, tuple[float, float]] | None = None,
+) -> None:
+    """Write the 17 files of one pair from the song's stems ``{stem: (2, samples)}`` at ``sample_rate``.
+
+    ``segments`` (evaluation set) cuts the processed stems to ``objective_evaluation`` and the remix to
+    ``subjective_evaluation`` (seconds, after NAL-R) before saving.
+    """
+    sample_rate = int(cfg.sample_rate)
+    processed = hearing_aid.process_stems(stems, listener)
+    mixed = remix(processed)
+    if segments is not None:
+        processed = {
+            ear: {
+                stem: cut_segment(signal, segments["objective_evaluation"], sample_rate, f"{song} {ear} {stem}")
+                for stem, signal in by_stem.items()
+            }
+            for ear, by_stem in processed.items()
+        }
+        mixed = cut_segment(mixed, segments["subjective_evaluation"], sample_rate, f"{song} remix")
+    for ear, by_stem in processed.items():
+        for stem, signal in by_stem.items():
+            write_scaled_stem(
+                layout.stem_flac(listener.id, song, ear, stem), signal, sample_rate, int(cfg.stem_sample_rate)
+            )
+    write_clipped_remix(
+        layout.remix_flac(listener.id, song),
+        mixed,
+        sample_rate,
+        int(cfg.remix_sample_rate),
+        soft_clip=bool(cfg.soft_clip),
+    )
+
+
+def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
+    """Enhance every pair of the batch (``evaluation``: the evaluation-set segments and layout of ``test``)."""
+    plan = RunPlan.from_config(cfg, evaluation=evaluation)
+    plan.describe(cfg, "cadenza.test" if evaluation else "cadenza.enhance")
+    layout = plan.layout
+    all_segments = load_segments(cfg.path.music_segments_test_file) if evaluation else None
+    cache = StemCache(cfg, layout)
+    hearing_aid = HearingAid.from_config(cfg)
+    enhanced = skipped = 0
+    for song, listener_id in tqdm(plan.pairs, desc="enhance", unit="pair"):
+        segments = _song_segments(all_segments, song, cfg) if evaluation else None
+        settings = enhance_settings(cfg, segments)
+        if pair_is_complete(layout, song.name, listener_id, settings):
+            skipped += 1
+            continue
+        stems = cache.stems(song)
+        enhance_pair(stems, plan.listeners[listener_id], song.name, hearing_aid, layout, cfg, segments)
+        write_text_atomic(layout.pair_marker(listener_id, song.name), json.dumps(settings, indent=2) + "\n")
+        enhanced += 1
+    log.info(
+        "enhance: %d pair(s) written, %d already complete, %d song(s) separated now",
+        enhanced,
+        skipped,
+        len(cache.separated),
+    )
+    return EnhanceSummary(len(plan.pairs), enhanced, skipped, list(cache.separated))
+
+
+def _song_segments(all_segments: dict, song: Song, cfg: DictConfig) -> dict[str, tuple[float, float]]:
+    try:
+        return all_segments[song.name]
+    except KeyError:
+        raise DataError(f"{cfg.path.music_segments_test_file}: no segments for song {song.name!r}") from None
+
+
+@hydra.main(**HYDRA_MAIN)
+def main(cfg: DictConfig) -> None:
+    run_enhance(cfg)
+
+
+if __name__ == "__main__":
+    main()

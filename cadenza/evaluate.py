@@ -1,0 +1,143 @@
+"""Evaluate: HAAQI per stem and ear as the CAD1 baseline computes it, plus the remix HAAQI of the leaderboard.
+
+``python -m cadenza.evaluate`` (hydra; see ``config.yaml``). Per song-listener pair (numpy seeded with
+``md5(song) % 10**8`` first when ``evaluate.set_random_seed``), for drums, bass, other, vocals and each ear:
+
+- reference: the clean stem channel (16-bit full scale), resampled to ``stem_sample_rate`` with soxr HQ;
+- processed: the enhanced stem FLAC times its ``.txt`` scale (at ``stem_sample_rate``);
+- ``level1 = 65 - 20 log10(rms)`` of the reference channel at ``sample_rate``; equalisation 1 (HAAQI adds
+  NAL-R to the reference itself).
+
+Then per ear the remix: reference = the clean mixture channel, processed = that remix channel, both resampled to
+``stem_sample_rate``, ``level1`` from the mixture channel. ``score`` is the mean of the 8 stem values,
+``remix_score`` the mean of the two remix values. Rows go to ``scores.csv`` (``scores_<batch+1>-<batch_size>.csv``
+when sharded); pairs already in the file are skipped. A single-batch run ends with the report (:mod:`report`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from clarity.evaluator.haaqi import compute_haaqi
+from clarity.utils.audiogram import Audiogram, Listener
+from clarity.utils.signal_processing import compute_rms, resample
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from cadenza.config import HYDRA_MAIN
+from cadenza.data import EARS, INSTRUMENTS, Song, read_song_audio
+from cadenza.flac_io import EnhancedFileError, read_enhanced
+from cadenza.layout import ExpLayout
+from cadenza.plan import RunPlan
+from cadenza.report import write_report
+from cadenza.scores import ScoresFile
+
+log = logging.getLogger(__name__)
+
+#: Presentation level of the reference, dB SPL (``level1`` maps its RMS to this).
+REFERENCE_LEVEL_DB_SPL = 65.0
+
+
+def song_seed(song: str) -> int:
+    """The baseline's per-song numpy seed: ``md5(song) mod 10**8``."""
+    return int(hashlib.md5(song.encode("utf-8")).hexdigest(), 16) % 10**8
+
+
+def haaqi_score(
+    processed: np.ndarray,
+    processed_rate: int,
+    reference: np.ndarray,
+    reference_rate: int,
+    audiogram: Audiogram,
+    haaqi_rate: int,
+) -> float:
+    """HAAQI of one ear, ``(samples,)`` signals, both resampled (soxr HQ) to ``haaqi_rate`` Hz first.
+
+    The reference is presented at 65 dB SPL (``level1`` from its RMS at ``reference_rate``) and the processed
+    signal on the same scale; equalisation 1. A silent reference has no level: NaN, with a warning.
+    """
+    rms = compute_rms(reference)
+    if rms == 0:
+        log.warning("silent reference signal: HAAQI undefined (NaN)")
+        return float("nan")
+    return float(
+        compute_haaqi(
+            processed_signal=resample(processed, processed_rate, haaqi_rate),
+            reference_signal=resample(reference, reference_rate, haaqi_rate),
+            processed_sample_rate=haaqi_rate,
+            reference_sample_rate=haaqi_rate,
+            audiogram=audiogram,
+            equalisation=1,
+            level1=REFERENCE_LEVEL_DB_SPL - 20 * np.log10(rms),
+        )
+    )
+
+
+def evaluate_pair(song: Song, listener: Listener, layout: ExpLayout, cfg: DictConfig) -> dict[str, object]:
+    """The scores row of one pair (see the module docstring)."""
+    if cfg.evaluate.set_random_seed:
+        np.random.seed(song_seed(song.name))  # noqa: NPY002 (HAAQI draws from numpy's global RNG)
+    sample_rate, stem_rate, remix_rate = int(cfg.sample_rate), int(cfg.stem_sample_rate), int(cfg.remix_sample_rate)
+    audiograms = {"left": listener.audiogram_left, "right": listener.audiogram_right}
+    stem_scores = {}
+    for instrument in INSTRUMENTS:
+        reference = read_song_audio(cfg.path.music_dir, song, instrument, sample_rate)
+        for channel, ear in enumerate(EARS):
+            processed = read_enhanced(layout.stem_flac(listener.id, song.name, ear, instrument), stem_rate)
+            if processed.ndim != 1:
+                raise EnhancedFileError(f"{layout.stem_flac(listener.id, song.name, ear, instrument)}: not mono")
+            stem_scores[f"{ear}_{instrument}"] = haaqi_score(
+                processed, stem_rate, reference[channel], sample_rate, audiograms[ear], stem_rate
+            )
+    mixture = read_song_audio(cfg.path.music_dir, song, "mixture", sample_rate)
+    remix_path = layout.remix_flac(listener.id, song.name)
+    remixed = read_enhanced(remix_path, remix_rate)
+    if remixed.ndim != 2 or remixed.shape[1] != len(EARS):
+        raise EnhancedFileError(f"{remix_path}: expected a stereo remix, got shape {remixed.shape}")
+    remix_scores = {
+        f"remix_{ear}": haaqi_score(
+            remixed[:, channel], remix_rate, mixture[channel], sample_rate, audiograms[ear], stem_rate
+        )
+        for channel, ear in enumerate(EARS)
+    }
+    return {
+        "song": song.name,
+        "listener": listener.id,
+        "score": _mean(stem_scores.values()),
+        **stem_scores,
+        **remix_scores,
+        "remix_score": _mean(remix_scores.values()),
+    }
+
+
+def _mean(values) -> float:
+    values = np.asarray(list(values), dtype=float)
+    return float("nan") if np.all(np.isnan(values)) else float(np.nanmean(values))
+
+
+def run_evaluate(cfg: DictConfig) -> Path:
+    """Score every pair of the batch not yet in its scores file; returns the file."""
+    plan = RunPlan.from_config(cfg)
+    plan.describe(cfg, "cadenza.evaluate")
+    batch, batch_size = int(cfg.evaluate.batch), int(cfg.evaluate.batch_size)
+    scores = ScoresFile(plan.layout.scores_csv(batch, batch_size))
+    todo = [(song, listener_id) for song, listener_id in plan.pairs if not scores.has(song.name, listener_id)]
+    log.info("evaluate: %d pair(s) to score, %d already in %s", len(todo), len(plan.pairs) - len(todo), scores.path)
+    for song, listener_id in tqdm(todo, desc="evaluate", unit="pair"):
+        scores.add(evaluate_pair(song, plan.listeners[listener_id], plan.layout, cfg))
+    if batch_size <= 1:
+        write_report(scores.path, plan.listeners)
+    return scores.path
+
+
+@hydra.main(**HYDRA_MAIN)
+def main(cfg: DictConfig) -> None:
+    run_evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

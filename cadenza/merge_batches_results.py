@@ -1,0 +1,65 @@
+"""Merge the scores of a sharded run: ``scores_1-N.csv ... scores_N-N.csv`` -> ``scores.csv`` (+ report).
+
+``python -m cadenza.merge_batches_results evaluate.batch_size=N`` (same other settings as the batches). Every
+batch file must exist and hold exactly its batch's pairs; rows are written in the single-run (song-major) order,
+so the merged file equals the ``scores.csv`` of an unsharded run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from cadenza.config import HYDRA_MAIN, check_config
+from cadenza.data import Song, song_listener_pairs
+from cadenza.plan import RunPlan
+from cadenza.report import write_report
+from cadenza.scores import ScoresFileError, read_rows, write_rows
+
+log = logging.getLogger(__name__)
+
+
+def run_merge(cfg: DictConfig) -> Path:
+    """Concatenate the batch files of ``evaluate.batch_size`` into ``scores.csv``; returns its path."""
+    check_config(cfg)
+    batch_size = int(cfg.evaluate.batch_size)
+    plan = RunPlan.from_config(cfg, batched=False)
+    layout = plan.layout
+    files = [layout.scores_csv(batch, batch_size) for batch in range(batch_size)]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing batch score file(s): {', '.join(missing)}")
+    rows = {}
+    for batch, path in enumerate(files):
+        expected = _pair_names(
+            song_listener_pairs(plan.songs, list(plan.listeners), batch, batch_size, bool(cfg.evaluate.small_test))
+        )
+        found = {(row["song"], row["listener"]): row for row in read_rows(path)}
+        if set(found) != set(expected):
+            absent, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+            raise ScoresFileError(
+                f"{path}: {len(absent)} pair(s) of batch {batch + 1}/{batch_size} missing (e.g. {absent[:2]}), "
+                f"{len(extra)} unexpected (e.g. {extra[:2]}); finish or rerun that batch with the same settings"
+            )
+        rows.update(found)
+    merged = layout.scores_csv()
+    write_rows(merged, [rows[pair] for pair in _pair_names(plan.pairs)])
+    log.info("merged %d batch file(s), %d rows -> %s", batch_size, len(rows), merged)
+    write_report(merged, plan.listeners)
+    return merged
+
+
+def _pair_names(pairs: list[tuple[Song, str]]) -> list[tuple[str, str]]:
+    return [(song.name, listener_id) for song, listener_id in pairs]
+
+
+@hydra.main(**HYDRA_MAIN)
+def main(cfg: DictConfig) -> None:
+    run_merge(cfg)
+
+
+if __name__ == "__main__":
+    main()

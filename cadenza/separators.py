@@ -1,0 +1,167 @@
+"""Music separators for the recipe, chosen by ``separator.model`` from a small registry.
+
+A recipe separator turns a song's mixture into the four CAD1 stems, keyed by stem name. Two are built in:
+
+- ``xumx_slicq_v2``: :class:`xumx_slicq_v2.Separator` (``separator.weights``: offline, realtime, demo or a
+  directory), wrapped by :class:`TensorSeparator`. The Separator chunks and cross-fades on its own.
+- ``oracle``: the clean stems of the dataset (an upper bound, and a model-free path for tests).
+
+Another model plugs in with :func:`register_separator` (a loader from the ``separator`` config node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from omegaconf import DictConfig
+
+from cadenza.data import INSTRUMENTS, Song, read_song_audio
+from xumx_slicq_v2.audio import resample
+
+
+class SeparatorError(RuntimeError):
+    """A separator cannot be loaded or returned unusable stems."""
+
+
+class StemSeparator(Protocol):
+    """What the recipe needs from a separator."""
+
+    def separate(self, mixture: np.ndarray, sample_rate: int, song: Song) -> dict[str, np.ndarray]:
+        """Stems ``{name: (channels, samples)}`` of ``mixture`` ``(channels, samples)`` at ``sample_rate`` Hz."""
+
+
+class TensorModel(Protocol):
+    """The tensor contract of :class:`xumx_slicq_v2.Separator`: ``(batch, channels, samples)`` float32 in,
+    ``(batch, len(sources), channels, samples)`` out, at ``sample_rate``."""
+
+    sources: tuple[str, ...]
+    sample_rate: int
+
+    def __call__(self, audio: Any) -> Any: ...
+
+
+class TensorSeparator:
+    """Adapts a :class:`TensorModel` (torch in, torch out) to :class:`StemSeparator`.
+
+    Stems are labelled with the model's own ``sources`` order; the mixture is resampled to the model's rate
+    and the stems back (along the time axis).
+    """
+
+    def __init__(self, model: TensorModel):
+        self.model = model
+
+    def separate(self, mixture: np.ndarray, sample_rate: int, song: Song) -> dict[str, np.ndarray]:
+        import torch
+
+        model_rate = int(self.model.sample_rate)
+        audio = resample(mixture.astype(np.float32), sample_rate, model_rate)
+        with torch.inference_mode():
+            estimates = self.model(torch.from_numpy(np.ascontiguousarray(audio))[None])
+        estimates = estimates.detach().to("cpu", torch.float32).numpy()
+        sources = tuple(self.model.sources)
+        expected = (1, len(sources), *audio.shape)
+        if estimates.shape != expected:
+            raise SeparatorError(
+                f"{song.name}: separator returned shape {tuple(estimates.shape)}, expected {expected} "
+                "(batch, sources, channels, samples)"
+            )
+        stems = {source: resample(estimates[0, index], model_rate, sample_rate) for index, source in enumerate(sources)}
+        return {source: stem[..., : mixture.shape[-1]] for source, stem in stems.items()}
+
+
+class OracleSeparator:
+    """Returns the clean stems read from the song folder: the separation upper bound."""
+
+    def __init__(self, music_dir: str | Path):
+        self.music_dir = Path(music_dir)
+
+    def separate(self, mixture: np.ndarray, sample_rate: int, song: Song) -> dict[str, np.ndarray]:
+        return {name: read_song_audio(self.music_dir, song, name, sample_rate) for name in INSTRUMENTS}
+
+
+@dataclass(frozen=True)
+class SeparatorModel:
+    """A registry entry: how to load the model, and whether ``separator.weights`` selects among variants."""
+
+    load: Callable[[DictConfig, DictConfig], StemSeparator]
+    uses_weights: bool = True
+
+
+#: ``separator.model`` -> loader taking ``(separator config, whole config)``.
+SEPARATOR_MODELS: dict[str, SeparatorModel] = {}
+
+
+def register_separator(name: str, uses_weights: bool = True):
+    """Decorator registering a loader ``(separator_cfg, cfg) -> StemSeparator`` under ``separator.model=name``."""
+
+    def decorator(load: Callable[[DictConfig, DictConfig], StemSeparator]):
+        SEPARATOR_MODELS[name] = SeparatorModel(load=load, uses_weights=uses_weights)
+        return load
+
+    return decorator
+
+
+def _model_entry(separator_cfg: DictConfig) -> SeparatorModel:
+    try:
+        return SEPARATOR_MODELS[separator_cfg.model]
+    except KeyError:
+        raise SeparatorError(
+            f"separator.model={separator_cfg.model!r} is unknown; choose one of {sorted(SEPARATOR_MODELS)}"
+        ) from None
+
+
+def resolve_device(device: str | None) -> str:
+    """``None`` -> ``cuda`` if available else ``cpu``; ``gpuN`` -> ``cuda:N``; ``cpu``/``cuda``/``cuda:N`` as is."""
+    if device is None:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(device)
+    if device.startswith("gpu") and device[3:].isdigit():
+        return f"cuda:{device[3:]}"
+    if device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise SeparatorError(f"separator.device={device!r}: expected null, cpu, cuda, cuda:N or gpuN")
+
+
+def resolve_runtime_backend(runtime_backend: str | None, device: str) -> str:
+    """``None`` -> ``torch-cuda`` on a GPU device, else ``torch-cpu``."""
+    if runtime_backend is None:
+        return "torch-cuda" if device.startswith("cuda") else "torch-cpu"
+    return str(runtime_backend)
+
+
+def separator_identity(separator_cfg: DictConfig) -> dict[str, str | None]:
+    """What makes two separations interchangeable: the model and its weights (an absolute path for a folder)."""
+    entry = _model_entry(separator_cfg)
+    weights = separator_cfg.weights if entry.uses_weights else None
+    if weights is not None and Path(str(weights)).is_dir():
+        weights = str(Path(str(weights)).resolve())
+    return {"model": str(separator_cfg.model), "weights": None if weights is None else str(weights)}
+
+
+def load_separator(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
+    """The separator selected by ``separator.model`` (loading its weights)."""
+    return _model_entry(separator_cfg).load(separator_cfg, cfg)
+
+
+@register_separator("xumx_slicq_v2")
+def _load_xumx_slicq_v2(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
+    from xumx_slicq_v2 import Separator
+
+    device = resolve_device(separator_cfg.device)
+    model = Separator.from_pretrained(
+        str(separator_cfg.weights),
+        device=device,
+        runtime_backend=resolve_runtime_backend(separator_cfg.runtime_backend, device),
+    )
+    return TensorSeparator(model)
+
+
+@register_separator("oracle", uses_weights=False)
+def _load_oracle(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
+    return OracleSeparator(cfg.path.music_dir)
