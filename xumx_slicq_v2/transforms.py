@@ -410,7 +410,8 @@ class SliCQT(nn.Module):
         signal = nn.functional.pad(signal, (2 * quarter, padded_quarters * quarter - 2 * quarter - length))
         slices = signal.unfold(-1, self.slice_length, 2 * quarter) * self.slice_window.to(x.dtype)
         spectrum = torch.fft.fft(slices)  # (batch, slices, slice_length)
-        coefficients = spectrum[..., self.gather_index] * self.analysis_window.to(x.dtype)
+        coefficients = spectrum[..., self.gather_index].mul_(self.analysis_window.to(x.dtype))
+        del spectrum, slices
         blocks = []
         for (freq_bins, coefs), part in zip(
             self.block_shapes, coefficients.split(self.block_sizes, dim=-1), strict=True
@@ -425,16 +426,19 @@ class SliCQT(nn.Module):
             raise ValueError(f"expected {len(self.block_shapes)} blocks, got {len(blocks)}")
         lead = blocks[0].shape[:-3]
         slices = blocks[0].shape[-2]
-        parts = []
+        batch = blocks[0][..., 0, 0, 0].numel()
+        weighted = blocks[0].new_empty(batch, slices, sum(self.block_sizes))
+        offset = 0
         for block, (freq_bins, coefs) in zip(blocks, self.block_shapes, strict=True):
             if block.shape[-3] != freq_bins or block.shape[-1] != coefs or block.shape[-2] != slices:
                 raise ValueError(
                     f"block of shape {tuple(block.shape)} does not match (..., {freq_bins}, {slices}, {coefs})"
                 )
-            spectrum = torch.fft.fft(block.reshape(-1, freq_bins, slices, coefs))
-            parts.append(spectrum.transpose(1, 2).reshape(-1, slices, freq_bins * coefs))
-        weighted = torch.cat(parts, dim=-1)
-        weighted = weighted * self.synthesis_window.to(weighted.real.dtype)
+            spectrum = torch.fft.fft(block.reshape(batch, freq_bins, slices, coefs))
+            part = weighted.narrow(-1, offset, freq_bins * coefs).unflatten(-1, (freq_bins, coefs))
+            part.copy_(spectrum.transpose(1, 2))
+            offset += freq_bins * coefs
+        weighted = weighted.mul_(self.synthesis_window.to(weighted.real.dtype))
         half = self.slice_length // 2
         spectrum = weighted.new_zeros(weighted.shape[0], slices, half + 2)
         spectrum = spectrum.index_add(-1, self.scatter_index, weighted)[..., : half + 1]
