@@ -1,0 +1,153 @@
+"""End to end on a tiny CAD1 tree: demix once per song, enhance, evaluate, sharding and merging, reports."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from clarity.utils.signal_processing import resample
+
+from cadenza import evaluate as evaluate_module
+from cadenza.enhance import run_enhance
+from cadenza.evaluate import run_evaluate
+from cadenza.layout import ExpLayout
+from cadenza.merge_batches_results import run_merge
+from cadenza.scores import COLUMNS
+
+
+@pytest.fixture(scope="module")
+def single_run(cad1_root, config_for, fake_registrar, tmp_path_factory):
+    """Enhance twice (the second a no-op) and evaluate once, with a counting fake separator."""
+    exp = tmp_path_factory.mktemp("single") / "exp"
+    cfg = config_for(cad1_root, exp, "separator.model=fake")
+    with pytest.MonkeyPatch.context() as patcher:
+        fake = fake_registrar(patcher)
+        first = run_enhance(cfg)
+        second = run_enhance(cfg)
+        scores = run_evaluate(cfg)
+        calls = list(fake.calls)
+    return {"cfg": cfg, "exp": exp, "first": first, "second": second, "scores": scores, "calls": calls}
+
+
+def _enhanced_files(exp):
+    root = ExpLayout(exp).enhanced_root
+    return {path.relative_to(root): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_each_song_separated_once(single_run, cad1):
+    assert single_run["calls"] == [cad1.samples] * len(cad1.valid_songs)
+    assert single_run["first"].separated == list(cad1.valid_songs)
+    assert (single_run["first"].enhanced, single_run["first"].skipped) == (4, 0)
+    assert (single_run["second"].enhanced, single_run["second"].skipped, single_run["second"].separated) == (0, 4, [])
+
+
+def test_stem_cache_labels_stems_by_the_separators_order(single_run, cad1_root, cad1):
+    """The fake returns (bass, vocals, other, drums) = (0.1, 0.4, 0.3, 0.2) x mixture: labels must follow it."""
+    layout = ExpLayout(single_run["exp"])
+    song = cad1.valid_songs[0]
+    mixture, _ = sf.read(cad1_root / "audio/musdb18hq/train" / song / "mixture.wav", dtype="float32")
+    for stem, gain in {"bass": 0.1, "vocals": 0.4, "other": 0.3, "drums": 0.2}.items():
+        cached, rate = sf.read(layout.song_stems_dir(song) / f"{stem}.wav", dtype="float32")
+        assert rate == 44100 and sf.info(layout.song_stems_dir(song) / f"{stem}.wav").subtype == "FLOAT"
+        np.testing.assert_allclose(cached, gain * mixture, rtol=1e-6, atol=1e-7)
+    record = json.loads((layout.song_stems_dir(song) / "separation.json").read_text())
+    assert record["model"] == "fake" and record["weights"] == "demo" and record["samples"] == cad1.samples
+    # Enhanced stems of one ear scale with the share: vocals (0.4) over bass (0.1) is 4 (NAL-R is linear).
+    pair = layout.stem_flac(cad1.valid_listeners[0], song, "left", "vocals")
+    vocals = float(pair.with_suffix(".txt").read_text())
+    bass = float(layout.stem_flac(cad1.valid_listeners[0], song, "left", "bass").with_suffix(".txt").read_text())
+    assert vocals / bass == pytest.approx(4.0, rel=1e-3)
+
+
+def test_every_expected_file(single_run, cad1):
+    layout = ExpLayout(single_run["exp"])
+    processed_samples = cad1.samples + 220  # NAL-R full convolution
+    stem_samples = len(resample(np.zeros(processed_samples), 44100, 24000))
+    remix_samples = len(resample(np.zeros(processed_samples), 44100, 32000))
+    assert abs(stem_samples - processed_samples * 24000 / 44100) <= 1
+    assert abs(remix_samples - processed_samples * 32000 / 44100) <= 1
+    expected = set()
+    for song, listener in itertools.product(cad1.valid_songs, cad1.valid_listeners):
+        files = layout.pair_files(listener, song)
+        assert len(files) == 17
+        expected |= {path.relative_to(layout.enhanced_root) for path in files}
+        for path in files[:8]:
+            info = sf.info(path)
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (24000, 1, stem_samples, "PCM_16")
+            scale = float(path.with_suffix(".txt").read_text())
+            decoded, _ = sf.read(path, dtype="int16")
+            assert scale > 0 and np.abs(decoded).max() >= 32766  # peak-normalised before 16-bit
+        info = sf.info(layout.remix_flac(listener, song))
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (32000, 2, remix_samples, "PCM_16")
+        assert layout.pair_marker(listener, song).is_file()
+    assert set(_enhanced_files(single_run["exp"])) == expected  # nothing else in enhanced_signals
+
+
+def test_scores_csv_one_row_per_pair(single_run, cad1):
+    with open(single_run["scores"], newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == COLUMNS
+    assert [(r["song"], r["listener"]) for r in rows] == list(itertools.product(cad1.valid_songs, cad1.valid_listeners))
+    for row in rows:
+        values = {key: float(row[key]) for key in COLUMNS[2:]}
+        assert all(0.0 < value <= 1.0 for value in values.values()), row
+        stems = [values[key] for key in COLUMNS[3:11]]
+        assert values["score"] == pytest.approx(np.mean(stems), abs=1e-15)
+        assert values["remix_score"] == pytest.approx((values["remix_left"] + values["remix_right"]) / 2, abs=1e-15)
+
+
+def test_report_written(single_run, cad1):
+    report = json.loads((single_run["exp"] / "report.json").read_text())
+    assert report["pairs"] == 4
+    assert set(report["per_song"]) == set(cad1.valid_songs)
+    assert set(report["per_stem"]) == {"bass", "drums", "other", "vocals"}
+    assert set(report["per_severity"]["better_ear"]) == {"MILD", "MODERATE"}
+    assert (single_run["exp"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_rerun_skips_scored_pairs(single_run, monkeypatch):
+    before = single_run["scores"].read_bytes()
+
+    def no_haaqi(*args, **kwargs):
+        raise AssertionError("HAAQI recomputed for a pair already in scores.csv")
+
+    monkeypatch.setattr(evaluate_module, "compute_haaqi", no_haaqi)
+    assert run_evaluate(single_run["cfg"]) == single_run["scores"]
+    assert single_run["scores"].read_bytes() == before
+
+
+def test_two_batches_merged_equal_single_run(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
+    exp = tmp_path / "exp"
+    configs = [
+        config_for(cad1_root, exp, "separator.model=fake", f"evaluate.batch={b}", "evaluate.batch_size=2")
+        for b in range(2)
+    ]
+    summaries = [run_enhance(cfg) for cfg in configs]
+    assert [s.pairs for s in summaries] == [2, 2]
+    assert fake_separator.calls == [cad1.samples] * 2  # the second batch reuses the first's separations
+    assert _enhanced_files(exp) == _enhanced_files(single_run["exp"])
+    run_evaluate(configs[0])
+    with pytest.raises(FileNotFoundError, match=r"scores_2-2\.csv"):
+        run_merge(configs[0])
+    run_evaluate(configs[1])
+    merged = run_merge(configs[0])
+    assert merged.read_bytes() == single_run["scores"].read_bytes()
+    assert (exp / "report.json").is_file()
+
+
+def test_merge_refuses_an_incomplete_batch(single_run, cad1_root, config_for, tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    lines = single_run["scores"].read_text().splitlines(keepends=True)
+    # batch 1 of 2 holds pairs 0 and 2, batch 2 pairs 1 and 3: drop pair 2 from batch 1
+    (exp / "scores_1-2.csv").write_text(lines[0] + lines[1])
+    (exp / "scores_2-2.csv").write_text(lines[0] + lines[2] + lines[4])
+    with pytest.raises(RuntimeError, match=r"scores_1-2.csv: 1 pair\(s\) of batch 1/2 missing"):
+        run_merge(config_for(cad1_root, exp, "evaluate.batch_size=2"))
+    shutil.rmtree(exp)
