@@ -1,0 +1,133 @@
+"""The demo dataset: a small CAD1 Task 1-shaped tree that the main job uses when no data is given.
+
+``ensure_demo_dataset()`` generates it on first use (3 validation and 2 test songs of 20 s, 4 listeners
+per split) and returns its ``cad1/task1`` folder. Generation goes into a hidden sibling folder that is
+renamed into place when complete, with ``demo.json`` written last inside it, so an interrupted run never
+leaves something that looks like a finished dataset.
+
+    python -m data_prep.demo            # generate (if needed) and print the demo root
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from data_prep.config import DEMO_PRESET, GENERATOR_VERSION, DatasetPreset
+from data_prep.layouts import write_cad1_tree
+from xumx_slicq_v2.audio import write_text_atomic
+
+#: Environment variable that moves the demo dataset.
+DEMO_ROOT_VARIABLE = "XUMX_DEMO_DATA"
+
+#: Repository root: the folder holding the ``data_prep`` package (``data/`` there is git-ignored).
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+#: Written last into a complete demo tree.
+MARKER = "demo.json"
+
+
+def default_demo_root() -> Path:
+    """``$XUMX_DEMO_DATA`` if set, else ``<repository root>/data/demo``."""
+    configured = os.environ.get(DEMO_ROOT_VARIABLE)
+    return Path(configured) if configured else REPOSITORY_ROOT / "data" / "demo"
+
+
+#: The demo dataset folder at import time (see :func:`default_demo_root`).
+DEFAULT_DEMO_ROOT: Path = default_demo_root()
+
+
+def _task_root(root: Path) -> Path:
+    return root / "cad1" / "task1"
+
+
+def _marker_content(preset: DatasetPreset) -> dict:
+    return {"generator": "data_prep.demo", "version": GENERATOR_VERSION, "preset": dataclasses.asdict(preset)}
+
+
+def _read_marker(root: Path) -> dict | None:
+    try:
+        return json.loads((root / MARKER).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+def is_complete(root: Path, preset: DatasetPreset = DEMO_PRESET) -> bool:
+    """Whether ``root`` holds a finished demo dataset of ``preset`` and of this generator version."""
+    return _read_marker(root) == _marker_content(preset)
+
+
+def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_PRESET) -> Path:
+    """Return the ``cad1/task1`` folder of the demo dataset under ``root``, generating it first if absent.
+
+    ``root`` defaults to :func:`default_demo_root`. A demo tree of another preset or generator version
+    (recognised by its ``demo.json``) is regenerated; a non-empty folder without ``demo.json`` is refused.
+    """
+    root = Path(root) if root is not None else default_demo_root()
+    if is_complete(root, preset):
+        print(f"demo dataset: {_task_root(root)}")
+        return _task_root(root)
+    stale = _read_marker(root) is not None
+    if root.exists() and not stale:
+        if not root.is_dir() or any(root.iterdir()):
+            raise FileExistsError(
+                f"{root}: exists but is not a complete demo dataset (no valid {MARKER}); remove it or "
+                f"point {DEMO_ROOT_VARIABLE} elsewhere"
+            )
+        root.rmdir()
+    print(f"demo dataset: generating {preset} into {root}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    try:
+        write_cad1_tree(
+            partial,
+            n_train=preset.n_train,
+            n_valid=preset.n_valid,
+            n_test=preset.n_test,
+            seconds=preset.seconds,
+            seed=preset.seed,
+            listeners_per_split=preset.listeners_per_split,
+        )
+        write_text_atomic(partial / MARKER, json.dumps(_marker_content(preset), indent=2) + "\n")
+        if stale:
+            retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
+            os.replace(root, retired / root.name)
+            shutil.rmtree(retired)
+        try:
+            os.rename(partial, root)
+        except OSError:
+            if not is_complete(root, preset):  # else another process finished first: use its tree
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(partial)
+    print(f"demo dataset: {_task_root(root)}")
+    return _task_root(root)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep.demo",
+        description=(
+            "Generate the demo dataset (CAD1 Task 1 layout: 3 validation and 2 test songs of 20 s, 4 synthetic "
+            f"listeners per split) if it is absent, and print its cad1/task1 folder. Default location: "
+            f"${DEMO_ROOT_VARIABLE} if set, else <repository>/data/demo."
+        ),
+    )
+    parser.add_argument("--root", type=Path, default=None, help="demo dataset folder (default: see above)")
+    args = parser.parse_args(argv)
+    try:
+        ensure_demo_dataset(args.root)
+    except (FileExistsError, ValueError) as err:
+        raise SystemExit(str(err)) from err
+
+
+if __name__ == "__main__":
+    main()
