@@ -170,7 +170,7 @@ def write_musdb_tree(
     return names
 
 
-def _all_active_spans(plan: SongPlan) -> list[tuple[float, float]]:
+def all_active_spans(plan: SongPlan) -> list[tuple[float, float]]:
     """Spans (s) where all four stems play."""
     spans = [(0.0, plan.seconds)]
     for stem in STEMS:
@@ -181,7 +181,7 @@ def _all_active_spans(plan: SongPlan) -> list[tuple[float, float]]:
 def evaluation_segments(plan: SongPlan, rng: np.random.Generator) -> dict[str, dict[str, float]]:
     """CAD1 test segments of a song: a 30 s objective window covering as much as possible of the time
     where all four stems play, and a 15 s subjective window, both clipped to the song length."""
-    spans = _all_active_spans(plan)
+    spans = all_active_spans(plan)
     length = min(OBJECTIVE_SECONDS, plan.seconds)
     starts = np.arange(0.0, plan.seconds - length + 1e-9, 0.5)
     coverage = np.array([sum(max(0.0, min(b, s + length) - max(a, s)) for a, b in spans) for s in starts])
