@@ -1,0 +1,240 @@
+"""Inference: `Separator` turns a mixture waveform into four stems; `separate` does it for a numpy array at any
+sample rate.
+
+Long inputs are processed in chunks whose boundaries sit on the sliCQT's slice grid (multiples of half a slice),
+each chunk padded with context on both sides and cross-faded (raised cosine) with its neighbour around the
+boundary. With enough context the network sees exactly what it would see unchunked, so the realtime model gives
+the unchunked result up to float rounding; the offline model's Wiener-EM estimates spatial covariances over
+windows of frames and so differs slightly near chunk boundaries (never with a seam). Memory is bounded by the
+chunk length instead of the song length. The reference used hard 60 s chunks without overlap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .audio import resample
+from .model import SOURCES, Unmix
+from .transforms import SliCQT
+
+#: Signature of the network call used by the separator: real/imag blocks ``(batch, 2, F, S, T, 2)`` in,
+#: real/imag estimates ``(batch, targets, 2, F, S, T, 2)`` out (`Unmix.forward_real` or an ONNX session).
+NetworkFn = Callable[[Sequence[Tensor]], Sequence[Tensor]]
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """How long inputs are split (all in seconds; rounded up to the transform's half-slice grid).
+
+    Attributes:
+        chunk_seconds: audio owned by one chunk; memory grows linearly with it.
+        context_seconds: extra audio given to a chunk on each side, longer than the network's receptive field
+            (about 2 s for the released models) so that chunk edges do not change the estimates.
+        crossfade_seconds: raised-cosine cross-fade centred on each chunk boundary (at most 2 x context).
+    """
+
+    chunk_seconds: float = 30.0
+    context_seconds: float = 2.5
+    crossfade_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.chunk_seconds <= 0 or self.context_seconds < 0 or self.crossfade_seconds < 0:
+            raise ValueError(f"chunking needs positive lengths, got {self}")
+        if self.crossfade_seconds > 2 * self.context_seconds:
+            raise ValueError("crossfade_seconds must be at most twice context_seconds")
+
+
+def chunk_plan(length: int, chunk: int, context: int, crossfade: int) -> list[tuple[int, int, int, int]]:
+    """Split ``length`` samples into chunks.
+
+    Returns:
+        per chunk ``(owned_start, owned_stop, input_start, input_stop)`` in samples; owned regions tile
+        ``[0, length)``; input regions add ``context`` samples on each side (clipped to the signal). A last
+        owned region shorter than the cross-fade is merged into the previous one.
+    """
+    bounds = [*range(0, length, chunk), length]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < max(crossfade, 1):
+        del bounds[-2]
+    return [
+        (start, stop, max(0, start - context), min(length, stop + context))
+        for start, stop in itertools.pairwise(bounds)
+    ]
+
+
+def crossfade_weights(
+    input_start: int, input_stop: int, owned_start: int, owned_stop: int, length: int, crossfade: int
+) -> Tensor:
+    """Weight of one chunk's estimate over its input region ``(input_stop - input_start,)``.
+
+    One inside the owned region, zero outside, with raised-cosine ramps of ``crossfade`` samples centred on the
+    inner boundaries (none at the signal's start and end); the weights of neighbouring chunks sum to one.
+    """
+    positions = torch.arange(input_start, input_stop, dtype=torch.float64) + 0.5
+    weights = torch.ones_like(positions)
+    if owned_start > 0:
+        phase = ((positions - owned_start) / max(crossfade, 1) + 0.5).clamp(0, 1)
+        weights = weights * torch.sin(phase * math.pi / 2) ** 2
+    if owned_stop < length:
+        phase = ((positions - owned_stop) / max(crossfade, 1) + 0.5).clamp(0, 1)
+        weights = weights * torch.cos(phase * math.pi / 2) ** 2
+    return weights.float()
+
+
+class Separator(nn.Module):
+    """Separate ``(batch, channels, samples)`` mixtures at ``sample_rate`` into ``(batch, 4, channels, samples)``.
+
+    Targets come in the order of `sources` (bass, vocals, other, drums, as the reference models). Mono input
+    is separated as dual mono and returned mono. Use `Separator.from_pretrained` to load a model.
+
+    Args:
+        model: the network (its ``config`` gives the sliCQT).
+        chunking: chunk, context and cross-fade lengths.
+        network: optional replacement of ``model.forward_real`` (e.g. an ONNX Runtime session wrapper).
+    """
+
+    def __init__(self, model: Unmix, chunking: ChunkingConfig | None = None, network: NetworkFn | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.config = model.config
+        self.transform = SliCQT(**model.config.transform_kwargs())
+        if self.transform.block_shapes != model.block_shapes:
+            raise ValueError("the model's block shapes do not match its sliCQT configuration")
+        self.chunking = chunking or ChunkingConfig()
+        self.network: NetworkFn = network or model.forward_real
+        self.sources: tuple[str, ...] = SOURCES
+        self.sample_rate: int = int(model.config.sample_rate)
+        # the network needs 3 slices; the transform gives 3 slices from half a slice + 1 samples on
+        self.min_length = self.transform.slice_length // 2 + 1
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_dir: str,
+        realtime: bool | None = None,
+        device: str | torch.device = "cpu",
+        runtime_backend: str | None = None,
+        chunking: ChunkingConfig | None = None,
+    ) -> Separator:
+        """Load ``offline``, ``realtime``, ``demo`` or a reference-format model directory.
+
+        Args:
+            realtime: ``None`` keeps the checkpoint's own mode; ``True``/``False`` must agree with it.
+            device: torch device for the torch backends.
+            runtime_backend: ``torch-cpu``, ``torch-cuda``, ``onnx-cpu`` or ``onnx-cuda`` (default: torch on
+                ``device``).
+        """
+        from .checkpoint import load_model
+
+        backend = runtime_backend or ("torch-cuda" if torch.device(device).type == "cuda" else "torch-cpu")
+        if backend not in RUNTIME_BACKENDS:
+            raise ValueError(f"unknown runtime backend {backend!r}; choose one of {', '.join(RUNTIME_BACKENDS)}")
+        if backend.endswith("cuda"):
+            device = device if torch.device(device).type == "cuda" else "cuda"
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"runtime backend {backend} needs a CUDA device, and torch sees none")
+        else:
+            device = "cpu"
+        model, _config, model_dir = load_model(name_or_dir, realtime=realtime, device=device)
+        network = None
+        if backend.startswith("onnx"):
+            from .export import onnx_network
+
+            network = onnx_network(model, model_dir, cuda=backend == "onnx-cuda")
+        return cls(model, chunking=chunking, network=network).to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.transform.slice_window.device
+
+    def forward(self, audio: Tensor, progress: bool = False) -> Tensor:
+        """Separate ``audio`` ``(batch, channels, samples)`` (1 or 2 channels) -> ``(batch, 4, channels, samples)``."""
+        if audio.dim() != 3:
+            raise ValueError(f"expected audio of shape (batch, channels, samples), got {tuple(audio.shape)}")
+        batch, channels, length = audio.shape
+        if channels not in (1, 2):
+            raise ValueError(f"the models are stereo: got {channels} channels; downmix or pick two channels first")
+        stereo = audio.expand(batch, 2, length) if channels == 1 else audio
+        stereo = stereo.to(self.device, torch.float32)
+        with torch.inference_mode():
+            stems = self._separate_long(stereo, progress)
+            if channels == 1:
+                stems = stems.mean(dim=2, keepdim=True)
+        return stems
+
+    def _grid(self, seconds: float) -> int:
+        """``seconds`` in samples, rounded up to a multiple of half a slice (keeps slices on one grid)."""
+        hop = self.transform.slice_length // 2
+        return max(1, math.ceil(seconds * self.sample_rate / hop)) * hop
+
+    def _separate_long(self, audio: Tensor, progress: bool) -> Tensor:
+        length = audio.shape[-1]
+        chunk = self._grid(self.chunking.chunk_seconds)
+        context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
+        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
+        plan = chunk_plan(length, chunk, context, crossfade)
+        if len(plan) == 1:
+            return self.separate_chunk(audio)
+        output = audio.new_zeros(audio.shape[0], len(self.sources), audio.shape[1], length)
+        for owned_start, owned_stop, start, stop in tqdm(plan, desc="chunks", unit="chunk", disable=not progress,
+                                                          leave=False):  # fmt: skip
+            weights = crossfade_weights(start, stop, owned_start, owned_stop, length, crossfade).to(audio.device)
+            output[..., start:stop] += self.separate_chunk(audio[..., start:stop]) * weights
+        return output
+
+    def separate_chunk(self, audio: Tensor) -> Tensor:
+        """One pass of sliCQT -> network -> inverse sliCQT: ``(batch, 2, n)`` -> ``(batch, 4, 2, n)``.
+
+        Inputs shorter than ``min_length`` are zero-padded (the network needs 3 slices) and cropped back.
+        """
+        length = audio.shape[-1]
+        if length < self.min_length:
+            audio = nn.functional.pad(audio, (0, self.min_length - length))
+        blocks = [torch.view_as_real(block) for block in self.transform(audio)]
+        estimates = [torch.view_as_complex(estimate.contiguous()) for estimate in self.network(blocks)]
+        return self.transform.inverse(estimates, audio.shape[-1])[..., :length]
+
+
+#: Runtime backends, with the reference's names.
+RUNTIME_BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
+
+
+def separate(
+    audio: np.ndarray,
+    sample_rate: float,
+    separator: Separator | None = None,
+    model: str = "offline",
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Separate a numpy mixture at any sample rate.
+
+    Args:
+        audio: ``(channels, samples)`` with 1 or 2 channels, or ``(samples,)``.
+        sample_rate: of ``audio`` in Hz; the model's rate is used internally (soxr resampling both ways).
+        separator: a loaded `Separator`; otherwise ``model`` is loaded on ``device``.
+
+    Returns:
+        ``{source: array}`` with the input's shape and sample rate, float32.
+    """
+    separator = separator or Separator.from_pretrained(model, device=device)
+    mono_1d = audio.ndim == 1
+    audio2d = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    length = audio2d.shape[-1]
+    model_rate_audio = resample(audio2d, sample_rate, separator.sample_rate)
+    stems = separator(torch.from_numpy(np.ascontiguousarray(model_rate_audio))[None], progress=progress)[0]
+    stems = resample(stems.cpu().numpy(), separator.sample_rate, sample_rate)
+    if stems.shape[-1] < length:
+        stems = np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
+    stems = stems[..., :length]
+    return {
+        name: (stem[0] if mono_1d else stem).astype(np.float32, copy=False)
+        for name, stem in zip(separator.sources, stems, strict=True)
+    }
