@@ -99,7 +99,7 @@ def render_bass(plan: SongPlan, rng: np.random.Generator, sample_rate: int) -> n
     """Dry stereo bass stem ``(2, samples)`` of the whole song."""
     timbre, gate = _timbre(rng)
     synth = ToneSynth(timbre, sample_rate)
-    mono = np.zeros(round(plan.seconds * sample_rate))
+    mono = np.zeros(round(plan.seconds * sample_rate), dtype=np.float32)
     for onset, length, pitch, velocity in bass_notes(plan, rng):
         start = float(plan.seconds_at(onset))
         sounding = (float(plan.seconds_at(onset + length)) - start) * gate

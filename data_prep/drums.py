@@ -183,7 +183,7 @@ def render_drums(plan: SongPlan, rng: np.random.Generator, sample_rate: int) -> 
     }
     main = GROOVES[plan.steps_per_beat][str(rng.choice(groove_names))]
     samples = round(plan.seconds * sample_rate)
-    out = np.zeros((2, samples))
+    out = np.zeros((2, samples), dtype=np.float32)
     sections = list(plan.sections)
     for index, section in enumerate(sections):
         if "drums" not in section.active:

@@ -67,9 +67,12 @@ def note_envelope(
     return envelope
 
 
+@functools.lru_cache(maxsize=64)
 def raised_cosine(samples: int) -> np.ndarray:
-    """Ramp from 0 to 1 over ``samples`` samples (exclusive of both ends)."""
-    return 0.5 - 0.5 * np.cos(np.pi * (np.arange(samples) + 1) / (samples + 1))
+    """Ramp from 0 to 1 over ``samples`` samples (exclusive of both ends), float32, read-only (cached)."""
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(samples) + 1) / (samples + 1))).astype(np.float32)
+    ramp.flags.writeable = False
+    return ramp
 
 
 def add_at(buffer: np.ndarray, signal: np.ndarray, start: int) -> None:
@@ -83,7 +86,7 @@ def add_at(buffer: np.ndarray, signal: np.ndarray, start: int) -> None:
 def pan_gains(pan: float) -> np.ndarray:
     """Constant-power gains ``(left, right)`` for ``pan`` in [-1 (left), 1 (right)]."""
     angle = (np.clip(pan, -1.0, 1.0) + 1.0) * np.pi / 4.0
-    return np.array([np.cos(angle), np.sin(angle)]) * np.sqrt(2.0)
+    return (np.array([np.cos(angle), np.sin(angle)]) * np.sqrt(2.0)).astype(np.float32)
 
 
 def pan(signal: np.ndarray, position: float) -> np.ndarray:

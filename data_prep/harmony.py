@@ -150,7 +150,7 @@ def _render_part(
     plan: SongPlan, rng: np.random.Generator, instrument: Instrument, sections: list[Section], sample_rate: int
 ) -> np.ndarray:
     samples = round(plan.seconds * sample_rate)
-    out = np.zeros((2, samples))
+    out = np.zeros((2, samples), dtype=np.float32)
     synth = ToneSynth(instrument.timbre, sample_rate)
     voices = [(0.0, instrument.pan)]
     if instrument.detune_cents:

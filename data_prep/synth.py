@@ -32,18 +32,18 @@ def activity_gate(plan: SongPlan, stem: str, samples: int, sample_rate: int) -> 
     fades out over ``gate_release`` after each exit and is exactly 0 elsewhere."""
     attack = max(round(plan.config.gate_attack * sample_rate), 1)
     release = max(round(plan.config.gate_release * sample_rate), 1)
-    gate = np.zeros(samples)
+    gate = np.zeros(samples, dtype=np.float32)
     for start, end in plan.active_spans(stem):
         first, last = round(start * sample_rate), round(end * sample_rate)
         shape = np.concatenate([dsp.raised_cosine(attack), np.ones(last - first), dsp.raised_cosine(release)[::-1]])
-        window = np.zeros(samples)
+        window = np.zeros(samples, dtype=np.float32)
         dsp.add_at(window, shape, first - attack)
         np.maximum(gate, window, out=gate)
     return gate
 
 
 def _rms(signal: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(signal**2))) if signal.size else 0.0
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64)))) if signal.size else 0.0
 
 
 def render_song(
@@ -63,23 +63,26 @@ def render_song(
     stems = {}
     for stem, stream in zip(STEMS, streams):
         gate = activity_gate(plan, stem, samples, sample_rate)
-        dry = RENDERERS[stem](plan, np.random.default_rng(stream), sample_rate)[:, :samples] * gate
+        dry = RENDERERS[stem](plan, np.random.default_rng(stream), sample_rate)[:, :samples].astype(np.float32)
+        dry *= gate
         level = _rms(dry[:, gate > 0])
-        dry *= 10 ** (plan.balance_db[stem] / 20) / max(level, 1e-9)
-        wet = reverb(dry.mean(axis=0)) * 10 ** (plan.reverb_send_db[stem] / 20)
-        stems[stem] = dry + wet
+        dry *= np.float32(10 ** (plan.balance_db[stem] / 20) / max(level, 1e-9))
+        wet = reverb(dry.mean(axis=0))
+        wet *= np.float32(10 ** (plan.reverb_send_db[stem] / 20))
+        wet += dry
+        stems[stem] = wet
     mixture = sum(stems.values())
     ceiling = 10 ** (config.peak_ceiling_db / 20)
-    peak = max(np.max(np.abs(signal)) for signal in [mixture, *stems.values()])
+    peak = max(float(np.max(np.abs(signal))) for signal in [mixture, *stems.values()])
     gain = min(10 ** (plan.mixture_rms_db / 20) / max(_rms(mixture), 1e-9), ceiling / max(peak, 1e-9))
-    fade = np.ones(samples)
+    scale = np.full(samples, gain * INT16_SCALE, dtype=np.float32)
     fade_samples = min(int(config.fade_out * sample_rate), samples)
-    fade[samples - fade_samples :] = dsp.raised_cosine(fade_samples)[::-1]
-    quantised = {stem: np.round(signal * (gain * fade) * INT16_SCALE) for stem, signal in stems.items()}
-    mixture_int = sum(quantised.values())
-    if np.max(np.abs(mixture_int)) >= INT16_SCALE:  # cannot happen with a ceiling below 0 dBFS
+    scale[samples - fade_samples :] *= dsp.raised_cosine(fade_samples)[::-1]
+    # float32 holds these integers exactly (|values| < 2**24), and dividing by 2**15 is exact
+    quantised = {stem: np.rint(signal * scale) for stem, signal in stems.items()}
+    if np.max(np.abs(sum(quantised.values()))) > INT16_SCALE - 1:  # cannot happen with a ceiling below 0 dBFS
         raise AssertionError(f"song {seed}: mixture exceeds 16 bits after the per-song gain")
-    return {stem: (values / INT16_SCALE).astype(np.float32) for stem, values in quantised.items()}
+    return {stem: values * np.float32(1 / INT16_SCALE) for stem, values in quantised.items()}
 
 
 def to_int16(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -276,7 +276,7 @@ def _render_phrase(rng: np.random.Generator, voice: Voice, phrase: Phrase, sampl
 def render_vocals(plan: SongPlan, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """Dry stereo vocal stem ``(2, samples)`` of the whole song."""
     voice = _voice(rng)
-    mono = np.zeros(round(plan.seconds * sample_rate))
+    mono = np.zeros(round(plan.seconds * sample_rate), dtype=np.float32)
     for phrase in melody(plan, rng, voice):
         sung, first = _render_phrase(rng, voice, phrase, sample_rate)
         dsp.add_at(mono, sung, first)
