@@ -36,7 +36,7 @@ class StemSeparator(Protocol):
 
 class TensorModel(Protocol):
     """The tensor contract of :class:`xumx_slicq_v2.Separator`: ``(batch, channels, samples)`` float32 in,
-    ``(batch, len(sources), channels, samples)`` out, at ``sample_rate``."""
+    ``(batch, len(sources), channels, samples)`` out, at ``sample_rate``; inputs go to its ``device`` if it has one."""
 
     sources: tuple[str, ...]
     sample_rate: int
@@ -59,8 +59,9 @@ class TensorSeparator:
 
         model_rate = int(self.model.sample_rate)
         audio = resample(mixture.astype(np.float32), sample_rate, model_rate)
+        device = getattr(self.model, "device", "cpu")
         with torch.inference_mode():
-            estimates = self.model(torch.from_numpy(np.ascontiguousarray(audio))[None])
+            estimates = self.model(torch.from_numpy(np.ascontiguousarray(audio))[None].to(device))
         estimates = estimates.detach().to("cpu", torch.float32).numpy()
         sources = tuple(self.model.sources)
         expected = (1, len(sources), *audio.shape)
@@ -128,13 +129,6 @@ def resolve_device(device: str | None) -> str:
     raise SeparatorError(f"separator.device={device!r}: expected null, cpu, cuda, cuda:N or gpuN")
 
 
-def resolve_runtime_backend(runtime_backend: str | None, device: str) -> str:
-    """``None`` -> ``torch-cuda`` on a GPU device, else ``torch-cpu``."""
-    if runtime_backend is None:
-        return "torch-cuda" if device.startswith("cuda") else "torch-cpu"
-    return str(runtime_backend)
-
-
 def separator_identity(separator_cfg: DictConfig) -> dict[str, str | None]:
     """What makes two separations interchangeable: the model and its weights (an absolute path for a folder)."""
     entry = _model_entry(separator_cfg)
@@ -155,9 +149,7 @@ def _load_xumx_slicq_v2(separator_cfg: DictConfig, cfg: DictConfig) -> StemSepar
 
     device = resolve_device(separator_cfg.device)
     model = Separator.from_pretrained(
-        str(separator_cfg.weights),
-        device=device,
-        runtime_backend=resolve_runtime_backend(separator_cfg.runtime_backend, device),
+        str(separator_cfg.weights), device=device, runtime_backend=separator_cfg.runtime_backend
     )
     return TensorSeparator(model)
 
