@@ -44,6 +44,13 @@ def default_demo_root() -> Path:
 DEFAULT_DEMO_ROOT: Path = default_demo_root()
 
 
+def _default_folder_mode() -> int:
+    """Permissions ``mkdir`` would give a new folder under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def _task_root(root: Path) -> Path:
     return root / "cad1" / "task1"
 
@@ -85,6 +92,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     print(f"demo dataset: generating {preset} into {root}")
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    partial.chmod(_default_folder_mode())  # mkdtemp makes it private; the renamed root is an ordinary folder
     try:
         write_cad1_tree(
             partial,

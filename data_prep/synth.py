@@ -156,19 +156,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     from data_prep.layouts import write_cad1_tree, write_musdb_tree  # the layouts use render_song
 
-    for name in ("songs", "valid", "test"):
+    for name in ("songs", "valid", "test", "listeners"):
         if getattr(args, name) < 0:
             raise SystemExit(f"--{name} must be >= 0")
     if args.seconds <= 0:
         raise SystemExit("--seconds must be > 0")
-    if args.layout == "musdb":
-        write_musdb_tree(args.out, args.songs, args.valid, args.test, args.seconds, args.seed)
-        print(f"MUSDB18-HQ tree: {args.out}")
-    else:
-        root = write_cad1_tree(
-            args.out, args.songs, args.valid, args.test, args.seconds, args.seed, listeners_per_split=args.listeners
-        )
-        print(f"CAD1 Task 1 tree: {root}")
+    try:
+        if args.layout == "musdb":
+            write_musdb_tree(args.out, args.songs, args.valid, args.test, args.seconds, args.seed)
+            print(f"MUSDB18-HQ tree: {args.out}")
+        else:
+            root = write_cad1_tree(args.out, args.songs, args.valid, args.test, args.seconds, args.seed, args.listeners)
+            print(f"CAD1 Task 1 tree: {root}")
+    except (ValueError, RuntimeError) as err:  # bad settings / a folder of other settings / musdb missing
+        raise SystemExit(f"error: {err}") from err
 
 
 if __name__ == "__main__":

@@ -80,3 +80,11 @@ def test_the_demo_preset(tmp_path):
         info = sf.info(task_root / "audio" / "musdb18hq" / "train" / record["Track Name"] / "mixture.wav")
         assert info.frames == 20 * 44100
     assert len(json.loads((metadata / "listeners.test.json").read_text())) == 4
+
+
+def test_demo_root_is_an_ordinary_folder(tmp_path):
+    root = tmp_path / "demo"
+    demo.ensure_demo_dataset(root, TINY)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    assert root.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777

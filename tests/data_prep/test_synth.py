@@ -104,3 +104,5 @@ def test_cli_writes_both_layouts(tmp_path, capsys):
     assert "cad1" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x"), "--songs", "-1"])
+    with pytest.raises(SystemExit, match="generated with"):  # other settings into the same tree
+        main(["--out", str(tmp_path / "m"), "--songs", "1", "--seconds", "2", "--seed", "4"])
