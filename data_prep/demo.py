@@ -5,7 +5,7 @@ per split) and returns its ``cad1/task1`` folder. Generation goes into a hidden 
 renamed into place when complete, with ``demo.json`` written last inside it, so an interrupted run never
 leaves something that looks like a finished dataset.
 
-    python -m data_prep.demo            # generate (if needed) and print the demo root
+    python -m data_prep.demo            # generate (if needed); prints the cad1/task1 folder on stdout
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,7 +80,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     """
     root = Path(root) if root is not None else default_demo_root()
     if is_complete(root, preset):
-        print(f"demo dataset: {_task_root(root)}")
+        print(f"demo dataset: {_task_root(root)}", file=sys.stderr)
         return _task_root(root)
     stale = _read_marker(root) is not None
     if root.exists() and not stale:
@@ -89,7 +90,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
                 f"point {DEMO_ROOT_VARIABLE} elsewhere"
             )
         root.rmdir()
-    print(f"demo dataset: generating {preset} into {root}")
+    print(f"demo dataset: generating {preset} into {root}", file=sys.stderr)
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     partial.chmod(_default_folder_mode())  # mkdtemp makes it private; the renamed root is an ordinary folder
@@ -116,7 +117,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(partial)
-    print(f"demo dataset: {_task_root(root)}")
+    print(f"demo dataset: {_task_root(root)}", file=sys.stderr)
     return _task_root(root)
 
 
@@ -125,14 +126,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m data_prep.demo",
         description=(
             "Generate the demo dataset (CAD1 Task 1 layout: 3 validation and 2 test songs of 20 s, 4 synthetic "
-            f"listeners per split) if it is absent, and print its cad1/task1 folder. Default location: "
+            f"listeners per split) if it is absent, and print its cad1/task1 folder on stdout (progress and "
+            f"status go to stderr). Default location: "
             f"${DEMO_ROOT_VARIABLE} if set, else <repository>/data/demo."
         ),
     )
     parser.add_argument("--root", type=Path, default=None, help="demo dataset folder (default: see above)")
     args = parser.parse_args(argv)
     try:
-        ensure_demo_dataset(args.root)
+        print(ensure_demo_dataset(args.root))
     except (FileExistsError, ValueError) as err:
         raise SystemExit(str(err)) from err
 

@@ -25,14 +25,14 @@ def test_generated_once_then_reused(tmp_path, capsys):
     root = tmp_path / "demo"
     task_root = demo.ensure_demo_dataset(root, TINY)
     assert task_root == root / "cad1" / "task1"
-    assert str(task_root) in capsys.readouterr().out
+    assert str(task_root) in capsys.readouterr().err
     marker = root / demo.MARKER
     assert json.loads(marker.read_text())["preset"]["n_valid"] == 1
     mixture = next((task_root / "audio" / "musdb18hq" / "test").iterdir()) / "mixture.wav"
     stamps = (marker.stat().st_mtime_ns, mixture.stat().st_ino, mixture.stat().st_mtime_ns)
     assert demo.ensure_demo_dataset(root, TINY) == task_root
     assert (marker.stat().st_mtime_ns, mixture.stat().st_ino, mixture.stat().st_mtime_ns) == stamps
-    assert str(task_root) in capsys.readouterr().out
+    assert str(task_root) in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folders left behind
 
 
@@ -88,3 +88,10 @@ def test_demo_root_is_an_ordinary_folder(tmp_path):
     probe = tmp_path / "probe"
     probe.mkdir()
     assert root.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
+
+
+def test_cli_prints_the_task_root(tmp_path, monkeypatch, capsys):
+    original = demo.ensure_demo_dataset
+    monkeypatch.setattr(demo, "ensure_demo_dataset", lambda root: original(root, TINY))
+    demo.main(["--root", str(tmp_path / "d")])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "d" / "cad1" / "task1")
