@@ -15,7 +15,7 @@ SAMPLE_RATE = 44100
 
 #: Version of the generator's output; bumped whenever the same seed would render different audio, so that
 #: trees of an older version are never mixed with newer songs.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Full scale of 16-bit PCM: ``float = int16 / INT16_SCALE``.
 INT16_SCALE = 32768

@@ -247,8 +247,11 @@ def _render_phrase(rng: np.random.Generator, voice: Voice, phrase: Phrase, sampl
     envelope[voiced_start : voiced_start + int(0.04 * sample_rate)] = dsp.raised_cosine(int(0.04 * sample_rate))
     tail = int(RELEASE * sample_rate)
     envelope[-tail:] *= dsp.raised_cosine(tail)[::-1]
+    dip_width = int(0.075 * sample_rate)  # 3 standard widths of the Gaussian dip on each side
     for note in notes[1:]:
-        envelope *= 1.0 - 0.6 * np.exp(-(((t - note.onset) / 0.025) ** 2))
+        centre = round(note.onset * sample_rate) - first
+        around = slice(max(centre - dip_width, 0), min(centre + dip_width, samples))
+        envelope[around] *= 1.0 - 0.6 * np.exp(-(((t[around] - note.onset) / 0.025) ** 2))
     envelope *= np.linspace(1.0, 0.8, samples)
     inhale = np.zeros(samples)
     inhale_samples = int(0.2 * sample_rate)
