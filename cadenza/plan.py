@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from cadenza.config import check_config
 from cadenza.data import Song, load_listeners, load_songs, song_listener_pairs
 from cadenza.layout import ExpLayout
+from cadenza.separators import describe_separator
 
 log = logging.getLogger(__name__)
 
@@ -52,5 +53,5 @@ class RunPlan:
             int(cfg.evaluate.batch_size),
             " (small_test)" if cfg.evaluate.small_test else "",
         )
-        log.info("  separator %s, weights %s", cfg.separator.model, cfg.separator.weights)
+        log.info("  separator %s", describe_separator(cfg.separator))
         log.info("  outputs %s", self.layout.exp_folder)

@@ -138,6 +138,16 @@ def separator_identity(separator_cfg: DictConfig) -> dict[str, str | None]:
     return {"model": str(separator_cfg.model), "weights": None if weights is None else str(weights)}
 
 
+def describe_separator(separator_cfg: DictConfig) -> str:
+    """One line naming the separator and, where it uses them, its weights."""
+    entry = SEPARATOR_MODELS.get(separator_cfg.model)
+    if entry is None:
+        return f"{separator_cfg.model} (not a registered separator)"
+    if not entry.uses_weights:
+        return f"{separator_cfg.model} (weights not used)"
+    return f"{separator_cfg.model}, weights {separator_cfg.weights}"
+
+
 def load_separator(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
     """The separator selected by ``separator.model`` (loading its weights)."""
     return _model_entry(separator_cfg).load(separator_cfg, cfg)
