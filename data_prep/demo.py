@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from data_prep.config import DEMO_PRESET, GENERATOR_VERSION, DatasetPreset
@@ -72,16 +72,26 @@ def is_complete(root: Path, preset: DatasetPreset = DEMO_PRESET) -> bool:
     return _read_marker(root) == _marker_content(preset)
 
 
-def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_PRESET) -> Path:
-    """Return the ``cad1/task1`` folder of the demo dataset under ``root``, generating it first if absent.
+@contextlib.contextmanager
+def _generation_lock(root: Path) -> Iterator[None]:
+    """Serialise the processes that generate the same demo root (advisory lock on a hidden sibling file;
+    no locking where ``fcntl`` is unavailable, where the atomic rename alone keeps the tree consistent)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.generate.lock", "a") as handle:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    ``root`` defaults to :func:`default_demo_root`. A demo tree of another preset or generator version
-    (recognised by its ``demo.json``) is regenerated; a non-empty folder without ``demo.json`` is refused.
-    """
-    root = Path(root) if root is not None else default_demo_root()
-    if is_complete(root, preset):
-        print(f"demo dataset: {_task_root(root)}", file=sys.stderr)
-        return _task_root(root)
+
+def _generate(root: Path, preset: DatasetPreset) -> None:
+    """Generate the demo tree into a hidden sibling of ``root`` and rename it into place."""
     stale = _read_marker(root) is not None
     if root.exists() and not stale:
         if not root.is_dir() or any(root.iterdir()):
@@ -91,7 +101,6 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
             )
         root.rmdir()
     print(f"demo dataset: generating {preset} into {root}", file=sys.stderr)
-    root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     partial.chmod(_default_folder_mode())  # mkdtemp makes it private; the renamed root is an ordinary folder
     try:
@@ -105,7 +114,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
             listeners_per_split=preset.listeners_per_split,
         )
         write_text_atomic(partial / MARKER, json.dumps(_marker_content(preset), indent=2) + "\n")
-        if stale:
+        if stale:  # a demo tree of another preset or version (ours, recognised by its marker)
             retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
             os.replace(root, retired / root.name)
             shutil.rmtree(retired)
@@ -117,6 +126,20 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(partial)
+
+
+def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_PRESET) -> Path:
+    """Return the ``cad1/task1`` folder of the demo dataset under ``root``, generating it first if absent.
+
+    ``root`` defaults to :func:`default_demo_root`. A demo tree of another preset or generator version
+    (recognised by its ``demo.json``) is regenerated; a non-empty folder without ``demo.json`` is refused.
+    Safe to call from parallel processes: one generates, the others wait and reuse its tree.
+    """
+    root = Path(root) if root is not None else default_demo_root()
+    if not is_complete(root, preset):
+        with _generation_lock(root):
+            if not is_complete(root, preset):  # another process may have finished it meanwhile
+                _generate(root, preset)
     print(f"demo dataset: {_task_root(root)}", file=sys.stderr)
     return _task_root(root)
 

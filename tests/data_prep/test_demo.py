@@ -13,6 +13,11 @@ from data_prep.config import DEMO_PRESET, DatasetPreset
 TINY = DatasetPreset(n_train=0, n_valid=1, n_test=1, seconds=1.0, listeners_per_split=2, seed=1)
 
 
+def _visible(folder) -> list[str]:
+    """Entries of ``folder`` except the generation lock files."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".generate.lock"))
+
+
 def test_default_root(monkeypatch, tmp_path):
     monkeypatch.delenv(demo.DEMO_ROOT_VARIABLE, raising=False)
     assert demo.default_demo_root() == demo.REPOSITORY_ROOT / "data" / "demo"
@@ -33,7 +38,7 @@ def test_generated_once_then_reused(tmp_path, capsys):
     assert demo.ensure_demo_dataset(root, TINY) == task_root
     assert (marker.stat().st_mtime_ns, mixture.stat().st_ino, mixture.stat().st_mtime_ns) == stamps
     assert str(task_root) in capsys.readouterr().err
-    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folders left behind
+    assert _visible(tmp_path) == ["demo"]  # no temporary folders left behind
 
 
 def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
@@ -46,7 +51,7 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     monkeypatch.setattr(demo, "write_cad1_tree", crash)
     with pytest.raises(KeyboardInterrupt):
         demo.ensure_demo_dataset(root, TINY)
-    assert list(tmp_path.iterdir()) == []
+    assert _visible(tmp_path) == []
     monkeypatch.undo()
     assert (demo.ensure_demo_dataset(root, TINY) / "metadata" / "listeners.valid.json").is_file()
 
@@ -62,7 +67,7 @@ def test_foreign_or_stale_folders(tmp_path):
     task_root = demo.ensure_demo_dataset(root, bigger)  # another preset: regenerated in place
     assert len(list((task_root / "audio" / "musdb18hq" / "test").iterdir())) == 2
     assert demo.is_complete(root, bigger) and not demo.is_complete(root, TINY)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "foreign"]
+    assert _visible(tmp_path) == ["demo", "foreign"]
 
 
 def test_the_demo_preset(tmp_path):
@@ -95,3 +100,17 @@ def test_cli_prints_the_task_root(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "ensure_demo_dataset", lambda root: original(root, TINY))
     demo.main(["--root", str(tmp_path / "d")])
     assert capsys.readouterr().out.strip() == str(tmp_path / "d" / "cad1" / "task1")
+
+
+def test_parallel_callers_generate_once(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    root = tmp_path / "demo"
+    calls = []
+    original = demo.write_cad1_tree
+    monkeypatch.setattr(demo, "write_cad1_tree", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: demo.ensure_demo_dataset(root, TINY), range(3)))
+    assert results == [root / "cad1" / "task1"] * 3
+    assert _visible(tmp_path) == ["demo"] and demo.is_complete(root, TINY)
+    assert len(calls) == 1
