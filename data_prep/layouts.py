@@ -6,16 +6,19 @@
   with ``musdb18.{train,valid,test}.json``, ``listeners.{train,valid,test}.json`` and
   ``musdb18.segments.test.json``.
 
-Songs are rendered one by one; a song's folder appears complete or not at all, so an interrupted run
-resumes by skipping the folders that exist. ``synth.json`` at the MUSDB root records the generator
+Songs are rendered one by one into a hidden staging folder and moved into their split folder when
+complete, so split folders only ever hold whole tracks and an interrupted run resumes by skipping the
+folders that exist. ``synth.json`` at the MUSDB root records the generator
 settings, and a run with other settings refuses to mix its songs in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,10 @@ from xumx_slicq_v2.audio import write_text_atomic
 
 SPLITS = ("train", "valid", "test")
 
-#: Settings file of a generated MUSDB18-HQ tree.
+#: Settings file of a generated MUSDB18-HQ tree, and the hidden folder songs are written in before they
+#: move to their split folder.
 MANIFEST = "synth.json"
+STAGING = ".staging"
 
 #: Lengths of the CAD1 evaluation segments (s), clipped to the song length.
 OBJECTIVE_SECONDS = 30.0
@@ -139,7 +144,7 @@ def _claim_root(root: Path, settings: dict) -> None:
                 "choose another output folder"
             )
         return
-    if root.exists() and any(child.name != MANIFEST for child in root.iterdir()):
+    if root.exists() and any(child.name not in (MANIFEST, STAGING) for child in root.iterdir()):
         raise ValueError(
             f"{root}: folder holds files that data_prep did not write (no {MANIFEST}); choose an empty folder"
         )
@@ -161,12 +166,18 @@ def write_musdb_tree(
     names = track_names(seed, n_train, n_valid, n_test)
     settings = {"generator": "data_prep", "version": GENERATOR_VERSION, "seed": seed, "seconds": float(seconds)}
     _claim_root(root, settings | {"sample_rate": sample_rate})
+    staging = root / STAGING  # songs are written here, then moved: split folders only ever hold whole tracks
     jobs = [(split, index, name) for split in SPLITS for index, name in enumerate(names[split])]
     for split, index, name in tqdm(jobs, desc="synthetic songs", unit="song", disable=not progress):
         folder = root / split_folder(split) / name
         if folder.is_dir():
-            continue  # written by an earlier run (folders appear complete or not at all)
-        write_song(folder, render_song(song_seed(seed, split, index), seconds, sample_rate), sample_rate)
+            continue  # written by an earlier run
+        shutil.rmtree(staging / name, ignore_errors=True)  # left by an interrupted run of ours
+        write_song(staging / name, render_song(song_seed(seed, split, index), seconds, sample_rate), sample_rate)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging / name, folder)
+    with contextlib.suppress(OSError):  # absent, or holding another process's song in progress
+        staging.rmdir()
     return names
 
 

@@ -34,7 +34,8 @@ def test_tree_layout(musdb_tree):
     for split, folder in (("train", "train"), ("valid", "train"), ("test", "test")):
         for name in names[split]:
             assert sorted(p.name for p in (root / folder / name).iterdir()) == sorted(f"{f}.wav" for f in TRACK_FILES)
-    assert not list(root.rglob(".*.partial"))
+    assert not list(root.rglob(".*"))  # no staging or partial folders left
+    assert sorted(p.name for p in root.iterdir()) == [MANIFEST, "test", "train"]
 
 
 def test_track_names():
