@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,13 +79,12 @@ def resample(audio: np.ndarray, sample_rate: float, target_rate: float, quality:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
-    An interrupted or failing write leaves neither a partial ``path`` nor the temporary file.
+    An interrupted or failing write leaves neither a partial ``path`` nor the temporary file. The temporary
+    file is created by the caller, so it gets the usual permissions (umask), not mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part{path.suffix}"
     try:
         yield tmp_path
         os.replace(tmp_path, path)
