@@ -1,0 +1,372 @@
+"""The xumx-sliCQ-V2 network: one convolutional denoising autoencoder (CDAE) per sliCQT block and target.
+
+Layout: a block of the transform is ``(batch, channels, freq, slices, coefs)`` complex; the network flattens
+``(slices, coefs)`` into one time axis of ``slices * coefs`` frames, predicts one sigmoid mask per target and
+applies it to the mixture magnitude, then recovers phase with Wiener-EM (offline) or the mixture phase
+(realtime). Outputs are batch-first: ``(batch, targets, channels, freq, slices, coefs)``, targets in the order
+of `SOURCES`.
+
+The parameters live in per-target ``nn.Sequential`` modules so that the state_dict has exactly the keys, order
+and shapes of the reference checkpoints (``sliced_umx.<block>.cdaes.<target>.<layer>.<name>``); the forward
+pass runs the four targets of a block as one grouped convolution (BatchNorm folded into the convolutions in
+eval mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xumx_slicq_v2.wiener import WIENER_EPS, wiener_real
+
+#: Target names in output order (index 0 = bass, ...), as in the reference checkpoints.
+SOURCES = ("bass", "vocals", "other", "drums")
+
+#: Stereo only: the first convolution has 2 input channels and Wiener-EM uses 2x2 spatial covariances.
+NB_CHANNELS = 2
+
+#: Config fields whose name differs in the reference JSON ``args``.
+REFERENCE_ARG_NAMES = {"scale": "fscale", "bins": "fbins", "fmin": "fmin", "gamma": "fgamma"}
+
+#: Reference ``args`` without which a model cannot be rebuilt.
+REQUIRED_REFERENCE_ARGS = ("fscale", "fbins", "fmin")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Transform, network and Wiener-EM settings of one model (the defaults are the released models')."""
+
+    # sliCQT (see `xumx_slicq_v2.transforms.SliCQT`)
+    scale: str = "bark"
+    bins: int = 262
+    fmin: float = 32.9
+    fmax: float | None = None
+    sample_rate: int = 44100
+    gamma: float = 15.0
+    slice_length: int | None = None
+    transition_length: int | None = None
+    min_window: int = 16
+    # network
+    hidden_size_1: int = 50
+    hidden_size_2: int = 51
+    time_filter_2: int = 4
+    realtime: bool = False
+    # Wiener-EM (offline models only)
+    wiener_iterations: int = 1
+    wiener_window: int | None = 5000
+    wiener_eps: float = WIENER_EPS
+    # training excerpt length in seconds (recorded in the checkpoint metadata)
+    seq_dur: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("bins", "hidden_size_1", "hidden_size_2", "time_filter_2", "sample_rate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.wiener_iterations < 0:
+            raise ValueError(f"ModelConfig.wiener_iterations must be >= 0, got {self.wiener_iterations}")
+
+    def transform_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `xumx_slicq_v2.transforms.SliCQT` for this model."""
+        return {
+            "scale": self.scale,
+            "bins": self.bins,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "sample_rate": self.sample_rate,
+            "slice_length": self.slice_length,
+            "transition_length": self.transition_length,
+            "min_window": self.min_window,
+            "gamma": self.gamma,
+        }
+
+    @classmethod
+    def from_reference_args(cls, args: Mapping[str, Any]) -> ModelConfig:
+        """Config from the ``args`` of a checkpoint JSON (reference keys ``fscale``, ``fbins``, ``fmin``,
+        ``fgamma``, ``sample_rate``, ``realtime``, ``seq_dur``; fields missing there keep their defaults;
+        unrelated training arguments are ignored)."""
+        missing = [key for key in REQUIRED_REFERENCE_ARGS if key not in args]
+        if missing:
+            raise ValueError(f"checkpoint args lack {', '.join(repr(key) for key in missing)}")
+        if args.get("lstm"):
+            raise ValueError("checkpoint args: 'lstm' models (the reference's experimental LSTM) are not supported")
+        if int(args.get("nb_channels", NB_CHANNELS)) != NB_CHANNELS:
+            raise ValueError(f"checkpoint args: nb_channels must be {NB_CHANNELS}, got {args['nb_channels']}")
+        values = {}
+        for field in dataclasses.fields(cls):
+            key = REFERENCE_ARG_NAMES.get(field.name, field.name)
+            if key in args:
+                values[field.name] = _coerce(args[key], field.default, key)
+        return cls(**values)
+
+    def to_reference_args(self) -> dict[str, Any]:
+        """The ``args`` entries of a checkpoint JSON for this config (reference key names where they exist)."""
+        args: dict[str, Any] = {
+            REFERENCE_ARG_NAMES.get(field.name, field.name): getattr(self, field.name)
+            for field in dataclasses.fields(self)
+        }
+        args["sample_rate"] = float(self.sample_rate)
+        args["nb_channels"] = NB_CHANNELS
+        return args
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """Convert a JSON value to the type of the field's default (``None`` kept for optional fields)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(default, bool):
+            return bool(value)
+        if isinstance(default, int):
+            if float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if isinstance(default, float):
+            return float(value)
+        return type(default)(value) if default is not None else value
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint args: {key!r} has an invalid value {value!r}") from err
+
+
+def frequency_kernel(freq_bins: int) -> int:
+    """Height of the CDAE kernels for a block of ``freq_bins`` rows: 1 below 10 rows, 3 below 20, else 5."""
+    if freq_bins < 10:
+        return 1
+    if freq_bins < 20:
+        return 3
+    return 5
+
+
+class CausalConv2d(nn.Conv2d):
+    """Conv2d whose output frame t sees only input frames <= t: left-pads ``kernel width - 1`` zeros in time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.kernel_size[1] - 1, 0)))
+
+
+def make_cdae(freq_bins: int, coefs: int, config: ModelConfig) -> nn.Sequential:
+    """One target's CDAE for a block of ``freq_bins`` x ``coefs``: input ``(batch, 2, freq, frames)`` of
+    normalised magnitudes, output the sigmoid mask ``(batch, 2, >= freq, >= frames)`` (crop to the input).
+
+    The first layer's kernel spans one slice (``coefs`` frames) with a hop of half a slice.
+    """
+    height = frequency_kernel(freq_bins)
+    hop = coefs // 2
+    hidden_1, hidden_2, width_2 = config.hidden_size_1, config.hidden_size_2, config.time_filter_2
+    first = CausalConv2d if config.realtime else nn.Conv2d
+    return nn.Sequential(
+        first(NB_CHANNELS, hidden_1, (height, coefs), stride=(1, hop), bias=False),
+        nn.BatchNorm2d(hidden_1),
+        nn.ReLU(),
+        nn.Conv2d(hidden_1, hidden_2, (height, width_2), bias=False),
+        nn.BatchNorm2d(hidden_2),
+        nn.ReLU(),
+        nn.ConvTranspose2d(hidden_2, hidden_1, (height, width_2), bias=False),
+        nn.BatchNorm2d(hidden_1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(hidden_1, NB_CHANNELS, (height, coefs), stride=(1, hop), bias=True),
+        nn.Sigmoid(),
+    )
+
+
+#: Indices of the weight layers and of the BatchNorm following them in a `make_cdae` Sequential.
+_CONV_LAYERS = (0, 3, 6, 9)
+_NORM_AFTER = {0: 1, 3: 4, 6: 7}
+
+
+class SlicedCDAE(nn.Module):
+    """The network of one sliCQT block: input normalisation and one CDAE per target.
+
+    ``input_mean`` holds minus the mean and ``input_scale`` one over the standard deviation of the mixture
+    magnitude per frequency row (trainable; identity until training statistics are set).
+    """
+
+    def __init__(self, freq_bins: int, coefs: int, config: ModelConfig) -> None:
+        super().__init__()
+        if coefs % 2:
+            raise ValueError(f"a block needs an even number of coefficients per slice, got {coefs}")
+        self.freq_bins = freq_bins
+        self.coefs = coefs
+        self.config = config
+        self.input_mean = nn.Parameter(torch.zeros(freq_bins))
+        self.input_scale = nn.Parameter(torch.ones(freq_bins))
+        self.cdaes = nn.ModuleList(make_cdae(freq_bins, coefs, config) for _ in SOURCES)
+
+    def forward(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Separate one block.
+
+        Args:
+            mix: ``(batch, 2, freq, slices, coefs, 2)`` mixture coefficients, real/imag on the last axis.
+
+        Returns:
+            ``(estimates, masks)``: ``(batch, targets, 2, freq, slices, coefs, 2)`` real/imag and
+            ``(batch, targets, 2, freq, slices, coefs)`` sigmoid masks.
+        """
+        batch, channels, freq, slices, coefs, _ = mix.shape
+        if (channels, freq, coefs) != (NB_CHANNELS, self.freq_bins, self.coefs):
+            raise ValueError(
+                f"block of shape {tuple(mix.shape)} does not fit a network built for "
+                f"(batch, {NB_CHANNELS}, {self.freq_bins}, slices, {self.coefs}, 2)"
+            )
+        magnitude = mix.square().sum(-1).sqrt().reshape(batch, channels, freq, slices * coefs)
+        normalised = (magnitude + self.input_mean[:, None]) * self.input_scale[:, None]
+        masks = self.masks(normalised).reshape(batch, len(SOURCES), channels, freq, slices * coefs)
+        if self.config.realtime:
+            # mask * |X| * exp(j angle X) == mask * X (also for X == 0)
+            estimates = masks.unsqueeze(-1) * mix.reshape(batch, 1, channels, freq, slices * coefs, 2)
+        else:
+            estimates = wiener_real(
+                masks * magnitude.detach().unsqueeze(1),
+                mix.reshape(batch, channels, freq, slices * coefs, 2),
+                iterations=self.config.wiener_iterations,
+                window=self.config.wiener_window,
+                eps=self.config.wiener_eps,
+            )
+        shape = (batch, len(SOURCES), channels, freq, slices, coefs)
+        return estimates.reshape(*shape, 2), masks.reshape(shape)
+
+    def masks(self, normalised: torch.Tensor) -> torch.Tensor:
+        """All targets' masks from the normalised magnitude ``(batch, 2, freq, frames)``:
+        ``(batch, targets * 2, freq, frames)`` (target-major channels)."""
+        freq, frames = normalised.shape[-2:]
+        if frames < 3 * self.coefs:
+            raise ValueError(f"the network needs at least 3 slices per block, got {frames // self.coefs}")
+        groups = len(SOURCES)
+        layers = self._grouped_layers()
+        x = F.pad(normalised, (self.coefs - 1, 0)) if self.config.realtime else normalised
+        x = x.contiguous(memory_format=torch.channels_last)  # the fastest layout for oneDNN convolutions
+        x = F.conv2d(x, *layers[0], stride=(1, self.coefs // 2))
+        x = self._norm_relu(x, 0)
+        x = F.conv2d(x, *layers[3], groups=groups)
+        x = self._norm_relu(x, 3)
+        x = F.conv_transpose2d(x, *layers[6], groups=groups)
+        x = self._norm_relu(x, 6)
+        x = half_overlap_conv_transpose(x, *layers[9], groups=groups)
+        return torch.sigmoid(x[..., :freq, :frames])
+
+    def _grouped_layers(self) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per layer index, the concatenated (weight, bias) of the 4 targets for a grouped convolution.
+
+        In eval mode the BatchNorm after layers 0, 3 and 6 is folded in (scaled weights plus a bias).
+        """
+        grouped = {}
+        for index in _CONV_LAYERS:
+            weights, biases = [], []
+            for cdae in self.cdaes:
+                conv = cdae[index]
+                weight, bias = conv.weight, conv.bias
+                if not self.training and index in _NORM_AFTER:
+                    norm = cdae[_NORM_AFTER[index]]
+                    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+                    # out channels: axis 0 of a Conv2d weight, axis 1 of a ConvTranspose2d weight
+                    out_axis = 1 if isinstance(conv, nn.ConvTranspose2d) else 0
+                    shape = [1, 1, 1, 1]
+                    shape[out_axis] = -1
+                    weight = weight * scale.reshape(shape)
+                    bias = norm.bias - norm.running_mean * scale
+                weights.append(weight)
+                biases.append(bias)
+            weight = torch.cat(weights)
+            if index in _NORM_AFTER:
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            grouped[index] = (weight, None if biases[0] is None else torch.cat(biases))
+        return grouped
+
+    def _norm_relu(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """ReLU after layer ``index``, preceded in train mode by each target's BatchNorm (running statistics
+        updated per target); in eval mode the BatchNorm is already folded into the layer."""
+        if self.training:
+            chunks = x.chunk(len(SOURCES), dim=1)
+            x = torch.cat([cdae[_NORM_AFTER[index]](chunk) for cdae, chunk in zip(self.cdaes, chunks)], dim=1)
+            return F.relu(x)
+        return F.relu_(x)
+
+
+def half_overlap_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, bias, stride=(1, width // 2), groups=groups)`` for an even kernel
+    ``width``, computed as one batched matrix product and an overlap-add of half-kernels (much faster on CPU
+    than the generic strided transposed convolution).
+
+    Args:
+        x: ``(batch, groups * in_channels, rows, frames)``.
+        weight: ``(groups * in_channels, out_channels, height, width)`` (ConvTranspose2d layout).
+        bias: ``(groups * out_channels,)``.
+
+    Returns:
+        ``(batch, groups * out_channels, rows + height - 1, (frames + 1) * width // 2)``.
+    """
+    batch, channels, rows, frames = x.shape
+    _, out_channels, height, width = weight.shape
+    hop = width // 2
+    in_channels = channels // groups
+    # (batch, groups, rows * frames, in) @ (groups, in, out * height * width): every input position's kernel
+    columns = x.permute(0, 2, 3, 1).reshape(batch, rows * frames, groups, in_channels).transpose(1, 2)
+    columns = columns @ weight.reshape(groups, in_channels, out_channels * height * width)
+    # -> (batch, groups, out, height, half, rows, frames, hop)
+    columns = columns.reshape(batch, groups, rows, frames, out_channels, height, 2, hop)
+    columns = columns.permute(0, 1, 4, 5, 6, 2, 3, 7)
+    output = bias.reshape(1, groups, out_channels, 1, 1, 1)
+    output = output.expand(batch, groups, out_channels, rows + height - 1, frames + 1, hop).clone()
+    for row in range(height):
+        for half in range(2):
+            output[:, :, :, row : row + rows, half : half + frames].add_(columns[:, :, :, row, half])
+    return output.reshape(batch, groups * out_channels, rows + height - 1, (frames + 1) * hop)
+
+
+class Unmix(nn.Module):
+    """The whole network: one `SlicedCDAE` per sliCQT block (attribute ``sliced_umx``)."""
+
+    def __init__(self, config: ModelConfig, block_shapes: Sequence[tuple[int, int]]) -> None:
+        """``block_shapes``: ``(freq_bins, coefs)`` per block, as `SliCQT.block_shapes` gives them."""
+        super().__init__()
+        self.config = config
+        self.block_shapes = [(int(freq), int(coefs)) for freq, coefs in block_shapes]
+        self.sliced_umx = nn.ModuleList(SlicedCDAE(freq, coefs, config) for freq, coefs in self.block_shapes)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return SOURCES
+
+    def forward(
+        self, blocks: Sequence[torch.Tensor], return_masks: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Separate complex sliCQT blocks ``(batch, 2, freq, slices, coefs)``.
+
+        Returns:
+            per block the complex estimates ``(batch, targets, 2, freq, slices, coefs)``; with
+            ``return_masks`` also the masks ``(batch, targets, 2, freq, slices, coefs)``.
+        """
+        estimates, masks = self._run([torch.view_as_real(block) for block in blocks])
+        estimates = [torch.view_as_complex(_unit_last_stride(estimate)) for estimate in estimates]
+        return (estimates, masks) if return_masks else estimates
+
+    def forward_real(
+        self, blocks: Sequence[torch.Tensor], return_masks: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """`forward` on real/imag blocks ``(batch, 2, freq, slices, coefs, 2)``, returning estimates
+        ``(batch, targets, 2, freq, slices, coefs, 2)`` (no complex ops: the ONNX entry point)."""
+        estimates, masks = self._run(blocks)
+        return (estimates, masks) if return_masks else estimates
+
+    def _run(self, blocks: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if len(blocks) != len(self.sliced_umx):
+            raise ValueError(f"expected {len(self.sliced_umx)} sliCQT blocks, got {len(blocks)}")
+        outputs = [network(block) for network, block in zip(self.sliced_umx, blocks)]
+        return [estimate for estimate, _ in outputs], [mask for _, mask in outputs]
+
+
+def _unit_last_stride(x: torch.Tensor) -> torch.Tensor:
+    """``x`` if its last axis is contiguous (as `torch.view_as_complex` needs), else a contiguous copy."""
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def build_unmix(config: ModelConfig) -> Unmix:
+    """`Unmix` for ``config``, with block shapes from the config's sliCQT."""
+    from xumx_slicq_v2.transforms import SliCQT
+
+    return Unmix(config, SliCQT(**config.transform_kwargs()).block_shapes)
