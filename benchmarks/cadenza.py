@@ -32,16 +32,17 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 def run_step(step: str, overrides: list[str], workers: int) -> float:
     """Run ``python -m cadenza.<step>`` (multirun over ``workers`` batches when > 1); returns wall seconds."""
-    command = [sys.executable, "-m", f"cadenza.{step}", *overrides]
-    if workers > 1:
+    command = [sys.executable, "-m", f"cadenza.{step}"]
+    if workers > 1:  # --multirun before the overrides: hydra's parser takes no flag after them
         batches = ",".join(str(b) for b in range(workers))
         command += [
-            "-m",
+            "--multirun",
             f"evaluate.batch={batches}",
             f"evaluate.batch_size={workers}",
             "hydra/launcher=cadenza_local",
             f"hydra.launcher.n_jobs={workers}",
         ]
+    command += overrides
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -5,6 +5,7 @@ Importing this module registers the resolvers, so every entry point imports it b
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -30,20 +31,38 @@ class ConfigError(ValueError):
     """A configuration value is unusable (the message names the key)."""
 
 
-def demo_data_root() -> str:
-    """CAD1 task-1 root of the synthetic demo dataset, generated on first use (``path.root`` default)."""
+def _demo_module():
     try:
-        from data_prep.demo import DEFAULT_DEMO_ROOT, ensure_demo_dataset
+        return importlib.import_module("data_prep.demo")
     except ImportError as err:
         raise ConfigError(
             f"path.root: the demo dataset generator (data_prep.demo) cannot be imported ({err}); "
             "pass path.root=<CAD1 data>/cad1/task1"
         ) from err
-    lock_file = Path(DEFAULT_DEMO_ROOT).parent / f".{Path(DEFAULT_DEMO_ROOT).name}.lock"
+
+
+def demo_data_root() -> str:
+    """``path.root`` default: the CAD1 task-1 folder of the demo dataset (not generated here, see
+    :func:`prepare_data`)."""
+    return str((Path(_demo_module().DEFAULT_DEMO_ROOT) / "cad1" / "task1").resolve())
+
+
+def prepare_data(cfg: DictConfig, metadata: bool = True) -> None:
+    """Generate the demo dataset if the run reads from it and it does not exist yet (once, under a lock).
+
+    ``metadata``: whether the run reads the song and listener files (not ``demix.songs=all``).
+    """
+    demo_root = Path(demo_data_root())
+    used = (cfg.path.music_dir, cfg.path.music_file, cfg.path.listeners_file) if metadata else (cfg.path.music_dir,)
+    if not any(Path(path).resolve().is_relative_to(demo_root) for path in used):
+        return
+    demo = _demo_module()
+    lock_file = Path(demo.DEFAULT_DEMO_ROOT).parent / f".{Path(demo.DEFAULT_DEMO_ROOT).name}.lock"
     with exclusive_lock(lock_file):  # parallel jobs of a multirun must not generate it twice
-        root = ensure_demo_dataset()
+        root = Path(demo.ensure_demo_dataset(demo.DEFAULT_DEMO_ROOT)).resolve()
+    if root != demo_root:
+        raise ConfigError(f"path.root: the demo dataset is at {root}, expected {demo_root}")
     log.info("path.root: the synthetic demo dataset at %s", root)
-    return str(Path(root).resolve())
 
 
 def run_name(model: str, weights: str | None) -> str:
@@ -67,7 +86,7 @@ def _register_resolvers() -> None:
     }
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, function, use_cache=name == "cadenza.demo_root")
+            OmegaConf.register_new_resolver(name, function)
 
 
 _register_resolvers()

@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from cadenza.config import HYDRA_MAIN, check_config
+from cadenza.config import HYDRA_MAIN, check_config, prepare_data
 from cadenza.data import (
     INSTRUMENTS,
     DataError,
@@ -173,6 +173,7 @@ def run_demix(cfg: DictConfig) -> StemCache:
     """Separate (or find cached) every song of :func:`demix_songs`; returns the cache (``.separated`` lists the
     songs separated now)."""
     check_config(cfg)
+    prepare_data(cfg, metadata=cfg.demix.songs == "metadata")
     layout = ExpLayout(Path(cfg.path.exp_folder))
     songs = demix_songs(cfg)
     cache = StemCache(cfg, layout)

@@ -9,7 +9,7 @@ from pathlib import Path
 from clarity.utils.audiogram import Listener
 from omegaconf import DictConfig
 
-from cadenza.config import check_config
+from cadenza.config import check_config, prepare_data
 from cadenza.data import Song, load_listeners, load_songs, song_listener_pairs
 from cadenza.layout import ExpLayout
 from cadenza.separators import describe_separator
@@ -30,6 +30,7 @@ class RunPlan:
     def from_config(cls, cfg: DictConfig, evaluation: bool = False, batched: bool = True) -> RunPlan:
         """The plan of ``cfg``; ``evaluation`` selects the submission layout; ``batched=False`` takes every batch."""
         check_config(cfg)
+        prepare_data(cfg)
         songs = load_songs(cfg.path.music_file, cfg.evaluate.songs)
         listeners = load_listeners(cfg.path.listeners_file, cfg.evaluate.listeners)
         batch, batch_size = (int(cfg.evaluate.batch), int(cfg.evaluate.batch_size)) if batched else (0, 1)

@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from cadenza import config as config_module
-from cadenza.config import ConfigError, check_config, compose_config
+from cadenza.config import ConfigError, check_config, compose_config, prepare_data
 from cadenza.demix import run_demix
+from cadenza.plan import RunPlan
 from cadenza.report import SEVERITIES
 from cadenza.report import main as report_main
 from cadenza.scores import COLUMNS, STEM_COLUMNS
@@ -171,14 +172,14 @@ def test_report_command(tmp_path, cad1_root, capsys):
     assert (tmp_path / "out" / "report.png").stat().st_size > 0
 
 
-def test_default_config_uses_the_demo_dataset_lazily(cad1_root, monkeypatch, tmp_path):
+def test_default_config_uses_the_demo_dataset_lazily(cad1, monkeypatch, tmp_path):
     calls = []
     demo = types.ModuleType("data_prep.demo")
     demo.DEFAULT_DEMO_ROOT = tmp_path / "demo"
 
     def ensure_demo_dataset(root=None):
         calls.append(root)
-        return cad1_root
+        return cad1.build(tmp_path / "demo") if not (tmp_path / "demo").exists() else tmp_path / "demo/cad1/task1"
 
     demo.ensure_demo_dataset = ensure_demo_dataset
     monkeypatch.setitem(sys.modules, "data_prep.demo", demo)
@@ -187,10 +188,17 @@ def test_default_config_uses_the_demo_dataset_lazily(cad1_root, monkeypatch, tmp
     assert cfg.path.exp_folder == str(tmp_path / "exp" / "cad1_task1" / "xumx_slicq_v2_demo")
     assert compose_config(["separator.model=oracle"]).path.exp_folder == str(tmp_path / "exp/cad1_task1/oracle")
     assert (cfg.separator.model, cfg.separator.weights) == ("xumx_slicq_v2", "demo")
-    assert calls == []  # nothing generated until path.root is needed
-    assert cfg.path.music_file == f"{cad1_root}/metadata/musdb18.valid.json"
-    assert cfg.path.music_dir == f"{cad1_root}/audio/musdb18hq"
-    assert calls == [None]  # generated (or found) once, the value is cached
+    assert cfg.path.music_file == f"{tmp_path}/demo/cad1/task1/metadata/musdb18.valid.json"
+    assert compose_config(config_name="config_test").path.listeners_file.endswith(
+        "demo/cad1/task1/metadata/listeners.test.json"
+    )
+    assert calls == []  # composing generates nothing
+    prepare_data(cfg)  # a run reading the demo data generates it (once: a second run finds it)
+    assert RunPlan.from_config(cfg).pairs
+    assert calls == [demo.DEFAULT_DEMO_ROOT] * 2 and (tmp_path / "demo/cad1/task1/metadata").is_dir()
+    prepare_data(compose_config([f"path.root={tmp_path / 'elsewhere'}"], config_name="config_test"))
+    prepare_data(compose_config([f"path.music_dir={tmp_path}"]), metadata=False)  # demix.songs=all elsewhere
+    assert len(calls) == 2  # runs on other data never touch the demo dataset
 
 
 def test_demo_generator_missing_is_a_clear_error(monkeypatch):
