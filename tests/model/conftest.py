@@ -11,6 +11,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """One intra-op thread: these small tensors gain nothing from two, and on a shared 2-core machine every
+    parallel region of a second thread can wait a scheduler time slice (100x slower tests under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def weights_helper() -> ModuleType:
     """``tests/model/reference_weights.py`` (formula weights, block table, file readers)."""
