@@ -1,0 +1,234 @@
+"""The separation command line: formats, rates, channels, stem selection, failures, resumption."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from xumx_slicq_v2.inference import OutputOptions, apply_clip_policy, find_tracks, main, select_stems
+
+from .conftest import REPO, run_module, write_music
+
+STEMS = ("bass", "vocals", "other", "drums")
+
+
+def assert_stems(folder: Path, names, frames: int, rate: int, channels: int, ext: str = "wav") -> dict:
+    """Check every stem file and return them as ``{name: (samples, channels)}``."""
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.{ext}" for name in names)
+    stems = {}
+    for name in names:
+        data, file_rate = sf.read(str(folder / f"{name}.{ext}"), always_2d=True)
+        assert (data.shape, file_rate) == ((frames, channels), rate), f"{name}.{ext}"
+        stems[name] = data
+    return stems
+
+
+def test_end_to_end_formats_rates_channels_and_stem_selection(tmp_path, realtime_dir, capsys) -> None:
+    songs = tmp_path / "songs"
+    write_music(songs / "a.wav", 2.0, 44100, seed=1)
+    write_music(songs / "sub" / "b.flac", 1.5, 44100, seed=2)
+    write_music(songs / "c.mp3", 2.0, 44100, seed=3)
+    write_music(songs / "mono22k.wav", 1.5, 22050, channels=1, seed=4)
+    (songs / "notes.txt").write_text("not audio")
+    single = write_music(tmp_path / "stereo48k.flac", 1.0, 48000, seed=5)
+    expected = {  # output folder -> input file
+        "a": songs / "a.wav",
+        "sub/b": songs / "sub" / "b.flac",
+        "c": songs / "c.mp3",
+        "mono22k": songs / "mono22k.wav",
+        "stereo48k": single,
+    }
+
+    out = tmp_path / "out"
+    assert main([str(songs), str(single), "--model", str(realtime_dir), "--output-dir", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "5 separated" in summary and "real-time factor" in summary
+    stems = {}
+    for folder, source in expected.items():
+        info = sf.info(str(source))  # the mp3's decoded length is what must be kept
+        stems[folder] = assert_stems(out / folder, STEMS, info.frames, info.samplerate, info.channels)
+    assert not (out / "notes").exists()
+
+    subset = tmp_path / "subset"
+    args = ["--input-dir", str(songs), "--model", str(realtime_dir), "--output-dir", str(subset)]
+    assert main([*args, "--stems", "vocals,drums", "--accompaniment", "--ext", "flac", "--bits", "16"]) == 0
+    for folder, source in expected.items():
+        if folder == "stereo48k":
+            continue
+        info = sf.info(str(source))
+        written = assert_stems(
+            subset / folder, ("vocals", "drums", "accompaniment"), info.frames, info.samplerate, info.channels, "flac"
+        )
+        assert sf.info(str(subset / folder / "vocals.flac")).subtype == "PCM_16"
+        full = stems[folder]
+        np.testing.assert_allclose(written["vocals"], full["vocals"], atol=1e-4)
+        np.testing.assert_allclose(written["accompaniment"], full["bass"] + full["other"], atol=1e-4)
+        assert np.abs(written["accompaniment"]).max() > 1e-3
+
+
+def test_start_and_duration_select_an_excerpt(tmp_path, realtime_dir) -> None:
+    song = write_music(tmp_path / "song.wav", 2.0, 22050, seed=6)
+    out = tmp_path / "out"
+    args = [str(song), "--model", str(realtime_dir), "--output-dir", str(out), "--start", "0.5", "--duration", "1.0"]
+    assert main(args) == 0
+    assert_stems(out / "song", STEMS, 22050, 22050, 2)
+
+
+def test_bad_files_are_named_and_skipped_with_exit_status_1(tmp_path, realtime_dir, capsys) -> None:
+    songs = tmp_path / "songs"
+    write_music(songs / "good1.wav", 1.0, 44100, seed=1)
+    write_music(songs / "good2.flac", 1.0, 32000, seed=2)
+    (songs / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    sf.write(str(songs / "surround.wav"), np.zeros((8000, 6), dtype=np.float32), 16000)
+    out = tmp_path / "out"
+    status = main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "corrupt.wav" in captured.err and "surround.wav" in captured.err
+    assert "6 channels" in captured.err and "downmix" in captured.err
+    assert "2 separated" in captured.out and "2 failed" in captured.out
+    assert_stems(out / "good1", STEMS, 44100, 44100, 2)
+    assert_stems(out / "good2", STEMS, 32000, 32000, 2)
+    assert not (out / "corrupt").exists() and not (out / "surround").exists()
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, realtime_dir, capsys) -> None:
+    song = write_music(tmp_path / "song.wav", 1.0, 16000)
+    out = tmp_path / "out"
+    args = [str(song), "--model", str(realtime_dir), "--output-dir", str(out)]
+    assert main(args) == 0
+    (out / "song" / "vocals.wav").unlink()
+    drums_mtime = (out / "song" / "drums.wav").stat().st_mtime_ns
+    time.sleep(0.01)
+    assert main(args) == 0  # writes only the missing stem
+    assert (out / "song" / "vocals.wav").is_file()
+    assert (out / "song" / "drums.wav").stat().st_mtime_ns == drums_mtime
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "0 separated, 1 skipped" in capsys.readouterr().out
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "song" / "drums.wav").stat().st_mtime_ns > drums_mtime
+
+
+def final_outputs(out: Path) -> list[Path]:
+    return [path for path in out.rglob("*.flac") if not path.name.startswith(".")]
+
+
+def temporary_files(out: Path) -> list[Path]:
+    return [path for path in out.rglob(".*") if path.is_file()]
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_leaves_no_partial_files_and_rerun_completes(tmp_path, realtime_dir, kill_signal) -> None:
+    songs = tmp_path / "songs"
+    for index in range(5):
+        write_music(songs / f"song{index}.wav", 2.0, 16000, seed=index)
+    out = tmp_path / "out"
+    args = [str(songs), "--model", str(realtime_dir), "--output-dir", str(out), "--ext", "flac"]
+    command = [sys.executable, "-m", "xumx_slicq_v2", *args]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not final_outputs(out) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        process.send_signal(kill_signal)
+    finally:
+        process.wait(30)
+    finished = final_outputs(out)
+    assert 0 < len(finished) < 5 * 4, "the kill should land mid-run"
+    for path in finished:  # every file under its final name is complete
+        assert sf.info(str(path)).frames == 2 * 16000
+    finished_mtimes = {path: path.stat().st_mtime_ns for path in finished}
+    if kill_signal == signal.SIGTERM:  # SIGTERM lets the atomic writes clean up; SIGKILL cannot be caught
+        assert temporary_files(out) == []
+
+    rerun = run_module("xumx_slicq_v2", *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished_mtimes  # kept, not redone
+    for index in range(5):
+        assert_stems(out / f"song{index}", STEMS, 2 * 16000, 16000, 2, "flac")
+    assert temporary_files(out) == []
+
+
+def test_parallel_jobs_give_the_same_stems(tmp_path, realtime_dir) -> None:
+    songs = tmp_path / "songs"
+    for index in range(2):
+        write_music(songs / f"song{index}.wav", 1.0, 16000, seed=index)
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out), "--jobs", jobs]) == 0
+        outputs[jobs] = {path.relative_to(out): sf.read(str(path))[0] for path in sorted(out.rglob("*.wav"))}
+    assert outputs["1"].keys() == outputs["2"].keys() and len(outputs["1"]) == 8
+    for key, data in outputs["1"].items():
+        np.testing.assert_allclose(outputs["2"][key], data, atol=1e-6)
+
+
+def test_clip_policies() -> None:
+    stems = {"vocals": np.array([[0.5, -2.0]], np.float32), "drums": np.array([[1.5, 0.25]], np.float32)}
+    rescaled, message = apply_clip_policy(stems, OutputOptions(bits="16", clip="rescale", stems=("vocals", "drums")))
+    assert np.abs(np.concatenate(list(rescaled.values()))).max() == pytest.approx(1.0)
+    assert rescaled["vocals"][0, 0] / rescaled["drums"][0, 0] == pytest.approx(0.5 / 1.5)  # relative levels kept
+    assert "scaled by 0.500" in message and "relative levels" in message
+    clamped, message = apply_clip_policy(stems, OutputOptions(bits="24", clip="clamp"))
+    assert clamped["vocals"].tolist() == [[0.5, -1.0]] and clamped["drums"].tolist() == [[1.0, 0.25]]
+    assert message.startswith("2 samples")
+    for options in (OutputOptions(bits="16", clip="none"), OutputOptions(bits="float", clip="rescale")):
+        unchanged, message = apply_clip_policy(stems, options)
+        assert unchanged is stems and message == ""
+    quiet = {"vocals": np.array([[0.5]], np.float32)}
+    assert apply_clip_policy(quiet, OutputOptions(bits="16"))[0] is quiet
+
+
+def test_output_options_and_stem_selection() -> None:
+    with pytest.raises(ValueError, match=r"flac cannot hold 'float'.*--bits 24 or 16"):
+        OutputOptions(ext="flac", bits="float")
+    with pytest.raises(ValueError, match="unknown stems guitar"):
+        OutputOptions(stems=("vocals", "guitar"))
+    with pytest.raises(ValueError, match="--accompaniment"):
+        OutputOptions(accompaniment=True)
+    options = OutputOptions(stems=("vocals",), accompaniment=True)
+    stems = {name: np.full((1, 2), float(index + 1), np.float32) for index, name in enumerate(STEMS)}
+    selected = select_stems(stems, options)
+    assert list(selected) == ["vocals", "accompaniment"]
+    assert selected["accompaniment"].tolist() == [[1 + 3 + 4] * 2]  # bass + other + drums
+
+
+def test_find_tracks(tmp_path) -> None:
+    root = tmp_path / "music"
+    for name in ("a.wav", "x/b.FLAC", "x/y/c.ogg", "readme.md", ".hidden.wav", "out/a/vocals.wav"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    tracks = find_tracks([root], root / "out")
+    assert [
+        (t.source.relative_to(root).as_posix(), t.out_dir.relative_to(root / "out").as_posix()) for t in tracks
+    ] == [
+        ("a.wav", "a"),
+        ("x/b.FLAC", "x/b"),
+        ("x/y/c.ogg", "x/y/c"),
+    ]
+    (root / "a.flac").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"a\.flac and .*a\.wav would both be written to"):
+        find_tracks([root], tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match=r"missing\.wav"):
+        find_tracks([tmp_path / "missing.wav"], tmp_path)
+
+
+def test_cli_errors(tmp_path, realtime_dir) -> None:
+    song = write_music(tmp_path / "song.wav", 0.5, 16000)
+    result = run_module("xumx_slicq_v2", str(song), "--ext", "flac", "--bits", "float", "--model", str(realtime_dir))
+    assert result.returncode == 2 and "flac cannot hold 'float'" in result.stderr
+    result = run_module("xumx_slicq_v2", str(tmp_path / "nothing"), "--model", str(realtime_dir))
+    assert result.returncode == 2 and "nothing: no such file or folder" in result.stderr
+    result = run_module(
+        "xumx_slicq_v2", str(song), "--model", str(tmp_path / "no_model"), "--output-dir", str(tmp_path / "out")
+    )
+    assert result.returncode == 1 and "cannot load model" in result.stderr
+    assert not (tmp_path / "out").exists()

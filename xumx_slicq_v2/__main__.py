@@ -1,0 +1,7 @@
+"""``python -m xumx_slicq_v2``: the separation command line (`xumx_slicq_v2.inference`)."""
+
+import sys
+
+from .inference import main
+
+sys.exit(main())

@@ -1,0 +1,427 @@
+"""Separate audio files into stems from the command line (also ``python -m xumx_slicq_v2`` and ``xumx-slicq-v2``).
+
+xumx-slicq-v2 song.mp3 albums/ --output-dir separated --model realtime --runtime-backend onnx-cpu
+
+Every input file gives ``OUT/<track>/<source>.<ext>`` at the input's sample rate and channel count (mono stays
+mono); folders are searched recursively for audio files. Outputs are written atomically and existing ones are
+kept (``--overwrite`` redoes them), so an interrupted run is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, load_audio, write_audio
+from .model import SOURCES
+from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate
+
+#: Output formats: file extension -> bit depths it can hold (the first is the default).
+FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
+#: What to do with samples beyond full scale when writing integer formats.
+CLIP_POLICIES = ("rescale", "clamp", "none")
+#: Name of the optional extra stem: the sum of the sources not selected with ``--stems``.
+ACCOMPANIMENT = "accompaniment"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What is written for each track.
+
+    Attributes:
+        ext: ``wav`` or ``flac``.
+        bits: ``16``, ``24`` or ``float`` (wav only).
+        clip: for integer formats: ``rescale`` (one gain for all stems of a track, keeping their relative
+            levels), ``clamp`` (clip each sample), or ``none`` (leave it to the encoder, which saturates).
+        stems: the sources to write, in `SOURCES` order.
+        accompaniment: also write the sum of the sources not in ``stems``.
+        overwrite: redo outputs that exist.
+    """
+
+    ext: str = "wav"
+    bits: str = "float"
+    clip: str = "rescale"
+    stems: tuple[str, ...] = SOURCES
+    accompaniment: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ext not in FORMAT_BITS:
+            raise ValueError(f"unknown output format {self.ext!r}; choose one of {', '.join(FORMAT_BITS)}")
+        if self.bits not in FORMAT_BITS[self.ext]:
+            raise ValueError(
+                f"{self.ext} cannot hold {self.bits!r} samples; choose --bits {' or '.join(FORMAT_BITS[self.ext])}"
+                + (" (or --ext wav for float)" if self.bits == "float" else "")
+            )
+        if self.clip not in CLIP_POLICIES:
+            raise ValueError(f"unknown clip policy {self.clip!r}; choose one of {', '.join(CLIP_POLICIES)}")
+        unknown = [name for name in self.stems if name not in SOURCES]
+        if unknown or not self.stems:
+            raise ValueError(f"unknown stems {', '.join(unknown) or '(none)'}; choose from {', '.join(SOURCES)}")
+        if self.accompaniment and set(self.stems) == set(SOURCES):
+            raise ValueError("--accompaniment is the sum of the sources left out of --stems: name fewer stems")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the files written per track (without extension)."""
+        return (*self.stems, ACCOMPANIMENT) if self.accompaniment else self.stems
+
+
+@dataclass(frozen=True)
+class Track:
+    """One input file and the folder its stems go to."""
+
+    source: Path
+    out_dir: Path
+
+    def outputs(self, options: OutputOptions) -> dict[str, Path]:
+        return {name: self.out_dir / f"{name}.{options.ext}" for name in options.names}
+
+
+@dataclass
+class TrackResult:
+    """Outcome of one track: ``status`` is ``done``, ``skipped`` or ``failed``."""
+
+    track: Track
+    status: str
+    seconds: float = 0.0  # of audio separated
+    messages: list[str] = field(default_factory=list)
+
+
+# -- inputs ----------------------------------------------------------------------------------------------------
+
+
+def is_audio_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
+
+
+def find_tracks(inputs: Sequence[str | os.PathLike], output_dir: Path) -> list[Track]:
+    """Tracks for the given files and folders.
+
+    A file ``x/song.wav`` goes to ``output_dir/song``; a folder is searched recursively for audio files
+    (`AUDIO_EXTENSIONS`, hidden files and anything under ``output_dir`` left out), and ``folder/a/song.wav``
+    goes to ``output_dir/a/song``. Raises ``FileNotFoundError`` for a missing input and ``ValueError`` when two
+    inputs would share an output folder.
+    """
+    output_dir = output_dir.resolve()
+    tracks: list[Track] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                if is_audio_file(path) and not path.resolve().is_relative_to(output_dir):
+                    relative = path.relative_to(item)
+                    tracks.append(Track(path, output_dir / relative.parent / relative.stem))
+        elif item.is_file():
+            tracks.append(Track(item, output_dir / item.stem))
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    owners: dict[Path, Path] = {}
+    for track in tracks:
+        other = owners.setdefault(track.out_dir, track.source)
+        if other != track.source:
+            raise ValueError(f"{other} and {track.source} would both be written to {track.out_dir}; rename one")
+    return tracks
+
+
+# -- outputs ---------------------------------------------------------------------------------------------------
+
+
+def select_stems(stems: dict[str, np.ndarray], options: OutputOptions) -> dict[str, np.ndarray]:
+    """The arrays to write: the chosen sources, plus the sum of the others as the accompaniment if asked."""
+    selected = {name: stems[name] for name in options.stems}
+    if options.accompaniment:
+        selected[ACCOMPANIMENT] = sum(stems[name] for name in SOURCES if name not in options.stems)
+    return selected
+
+
+def apply_clip_policy(stems: dict[str, np.ndarray], options: OutputOptions) -> tuple[dict[str, np.ndarray], str]:
+    """Fit the stems of one track into full scale for integer formats.
+
+    Returns:
+        the stems to write and a message for the user ("" when nothing was changed). ``rescale`` applies one
+        gain to all stems (their relative levels and their sum's shape are kept), ``clamp`` clips each
+        sample, ``none`` changes nothing.
+    """
+    if options.bits == "float" or options.clip == "none":
+        return stems, ""
+    peak = max(float(np.abs(stem).max(initial=0.0)) for stem in stems.values())
+    if peak <= 1.0:
+        return stems, ""
+    if options.clip == "rescale":
+        gain = 1.0 / peak
+        message = (
+            f"stems peak at {peak:.3f} ({20 * math.log10(peak):+.1f} dBFS): all stems scaled by {gain:.3f} "
+            f"({20 * math.log10(gain):+.1f} dB) to fit {options.bits}-bit, keeping their relative levels"
+        )
+        return {name: stem * np.float32(gain) for name, stem in stems.items()}, message
+    clipped = sum(int(np.count_nonzero(np.abs(stem) > 1.0)) for stem in stems.values())
+    message = f"{clipped} samples beyond full scale clamped to fit {options.bits}-bit"
+    return {name: np.clip(stem, -1.0, 1.0) for name, stem in stems.items()}, message
+
+
+def remove_stale_temporaries(outputs: Sequence[Path]) -> None:
+    """Delete temporary files that a killed run left beside ``outputs`` (see `xumx_slicq_v2.audio.atomic_path`)."""
+    for path in outputs:
+        if path.parent.is_dir():
+            for stale in path.parent.glob(f".{path.stem}.*.part{path.suffix}"):
+                stale.unlink(missing_ok=True)
+
+
+# -- separation ------------------------------------------------------------------------------------------------
+
+
+def separate_track(
+    track: Track,
+    separator: Separator,
+    options: OutputOptions,
+    start: float = 0.0,
+    duration: float | None = None,
+    progress: bool = False,
+) -> TrackResult:
+    """Separate one file and write its stems; unreadable or unsupported input gives a ``failed`` result."""
+    outputs = track.outputs(options)
+    missing = {name: path for name, path in outputs.items() if options.overwrite or not path.exists()}
+    if not missing:
+        return TrackResult(track, "skipped")
+    try:
+        audio, rate = load_audio(track.source, start=start, duration=duration)
+        if audio.shape[0] > 2:
+            raise AudioError(
+                f"{track.source}: {audio.shape[0]} channels; the models take mono or stereo: downmix it first "
+                f"(e.g. ffmpeg -i '{track.source}' -ac 2 stereo.wav)"
+            )
+        if audio.shape[-1] == 0:
+            raise AudioError(f"{track.source}: no samples to separate")
+    except AudioError as err:
+        return TrackResult(track, "failed", messages=[str(err)])
+    stems = separate(audio, rate, separator=separator, progress=progress)
+    stems, message = apply_clip_policy(select_stems(stems, options), options)
+    remove_stale_temporaries(list(outputs.values()))
+    for name, path in missing.items():
+        write_audio(path, stems[name], rate, subtype=SUBTYPES[options.bits])
+    return TrackResult(track, "done", audio.shape[-1] / rate, [f"{track.source}: {message}"] if message else [])
+
+
+@dataclass(frozen=True)
+class SeparatorSpec:
+    """How to load the separator (what parallel workers need to load their own)."""
+
+    model: str
+    realtime: bool | None = None
+    runtime_backend: str = "torch-cpu"
+    chunk_seconds: float | None = None
+
+    def load(self) -> Separator:
+        chunking = ChunkingConfig(chunk_seconds=self.chunk_seconds) if self.chunk_seconds else None
+        return Separator.from_pretrained(
+            self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=chunking
+        )
+
+
+_worker_state: dict[str, object] = {}
+
+
+def _init_worker(spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None):
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration)
+
+
+def _worker_separate(track: Track) -> TrackResult:
+    state = _worker_state
+    return separate_track(track, state["separator"], state["options"], state["start"], state["duration"])
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into SystemExit, so that pending atomic writes remove their temporary files."""
+    raise SystemExit(128 + signum)
+
+
+def default_threads(jobs: int) -> int:
+    """torch threads per worker: the usable cores shared among ``jobs`` workers (at least one each)."""
+    return max(1, len(os.sched_getaffinity(0)) // jobs)
+
+
+def run(
+    tracks: Sequence[Track],
+    spec: SeparatorSpec,
+    options: OutputOptions,
+    start: float = 0.0,
+    duration: float | None = None,
+    jobs: int = 1,
+    separator: Separator | None = None,
+) -> list[TrackResult]:
+    """Separate ``tracks`` (``jobs`` files at a time), reporting per file on stderr; returns the results."""
+    results = []
+    bar = tqdm(total=len(tracks), desc="files", unit="file", file=sys.stderr)
+
+    def report(result: TrackResult) -> None:
+        results.append(result)
+        for message in result.messages:
+            tqdm.write(("error: " if result.status == "failed" else "") + message, file=sys.stderr)
+        bar.update()
+
+    try:
+        if jobs == 1:
+            separator = separator or spec.load()
+            for track in tracks:
+                bar.set_postfix_str(track.source.name)
+                report(separate_track(track, separator, options, start, duration, progress=True))
+        else:
+            context = get_context("spawn")  # no fork of a process holding torch's thread pools
+            initargs = (spec, default_threads(jobs), options, start, duration)
+            with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=initargs) as pool:
+                futures = [pool.submit(_worker_separate, track) for track in tracks]
+                try:
+                    for future in as_completed(futures):
+                        report(future.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+    return results
+
+
+def summary(results: Sequence[TrackResult], elapsed: float) -> str:
+    """One line: counts, seconds of audio separated, wall time and the real-time factor."""
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    audio_seconds = sum(r.seconds for r in results)
+    line = f"{counts['done']} separated, {counts['skipped']} skipped (outputs exist), {counts['failed']} failed"
+    if audio_seconds > 0:
+        factor = elapsed / audio_seconds
+        line += (
+            f"; {audio_seconds:.1f} s of audio in {elapsed:.1f} s: real-time factor {factor:.3f} "
+            f"({1 / factor:.1f}x faster than real time)"
+        )
+    return line
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xumx-slicq-v2",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("inputs", nargs="*", help="audio files and/or folders (searched recursively)")
+    inputs.add_argument(
+        "--input-dir", action="append", default=[], help="a folder of inputs (repeatable; the reference's flag)"
+    )
+    inputs.add_argument("--start", type=float, default=0.0, help="seconds to skip at the start of every file")
+    inputs.add_argument("--duration", type=float, default=None, help="seconds to separate (default: to the end)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model",
+        "--model-path",
+        default=None,
+        help="offline, realtime, demo, or a model directory (xumx_slicq_v2.pth + .json); default: offline",
+    )
+    model.add_argument("--realtime", action="store_true", help="same as --model realtime (the reference's flag)")
+    model.add_argument("--runtime-backend", choices=RUNTIME_BACKENDS, default="torch-cpu", help="network runtime")
+    model.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help=f"audio per chunk (memory grows with it; default {ChunkingConfig.chunk_seconds:g})",
+    )
+    model.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="files separated in parallel, each worker with cores/jobs torch threads (helps for many short files)",
+    )
+
+    output = parser.add_argument_group("outputs")
+    output.add_argument("--output-dir", type=Path, default=Path("separated"), help="where OUT/<track>/ go")
+    output.add_argument("--ext", choices=tuple(FORMAT_BITS), default="wav", help="output format")
+    output.add_argument(
+        "--bits",
+        choices=("16", "24", "float"),
+        default=None,
+        help="sample format (default: float for wav, 24 for flac, which has no float format)",
+    )
+    output.add_argument(
+        "--clip",
+        choices=CLIP_POLICIES,
+        default="rescale",
+        help="integer formats only: rescale all stems of a track by one gain (relative levels kept; reported), "
+        "clamp samples, or none (the encoder saturates them)",
+    )
+    output.add_argument(
+        "--stems", default=",".join(SOURCES), help=f"comma-separated subset of {','.join(SOURCES)} to write"
+    )
+    output.add_argument(
+        "--accompaniment", action="store_true", help="also write accompaniment: the sum of the sources not in --stems"
+    )
+    output.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip them)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = OutputOptions(
+            ext=args.ext,
+            bits=args.bits or FORMAT_BITS[args.ext][0],
+            clip=args.clip,
+            stems=tuple(dict.fromkeys(name.strip() for name in args.stems.split(",") if name.strip())),
+            accompaniment=args.accompaniment,
+            overwrite=args.overwrite,
+        )
+        if args.jobs < 1 or (args.chunk_seconds is not None and args.chunk_seconds <= 0):
+            raise ValueError("--jobs and --chunk-seconds must be positive")
+        tracks = find_tracks([*args.inputs, *args.input_dir], args.output_dir)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if not tracks:
+        parser.error("no audio files to separate (give files or folders)")
+    spec = SeparatorSpec(
+        model=args.model or ("realtime" if args.realtime else "offline"),
+        realtime=True if args.realtime else None,
+        runtime_backend=args.runtime_backend,
+        chunk_seconds=args.chunk_seconds,
+    )
+    try:
+        # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
+        separator = spec.load()
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        print(f"error: cannot load model {spec.model!r}: {err}", file=sys.stderr)
+        return 1
+    jobs = min(args.jobs, len(tracks))
+    if jobs > 1:
+        separator = None  # the workers load their own
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
+    started = time.perf_counter()
+    try:
+        results = run(tracks, spec, options, args.start, args.duration, jobs, separator)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    print(summary(results, time.perf_counter() - started))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        print(f"error: {len(failed)} file(s) failed: {', '.join(str(r.track.source) for r in failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
