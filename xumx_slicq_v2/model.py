@@ -196,6 +196,7 @@ class SlicedCDAE(nn.Module):
         self.input_mean = nn.Parameter(torch.zeros(freq_bins))
         self.input_scale = nn.Parameter(torch.ones(freq_bins))
         self.cdaes = nn.ModuleList(make_cdae(freq_bins, coefs, config) for _ in SOURCES)
+        self._grouped_cache: tuple[tuple, dict] | None = None
 
     def forward(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Separate one block.
@@ -213,7 +214,7 @@ class SlicedCDAE(nn.Module):
                 f"block of shape {tuple(mix.shape)} does not fit a network built for "
                 f"(batch, {NB_CHANNELS}, {self.freq_bins}, slices, {self.coefs}, 2)"
             )
-        magnitude = mix.square().sum(-1).sqrt().reshape(batch, channels, freq, slices * coefs)
+        magnitude = (mix[..., 0].square() + mix[..., 1].square()).sqrt().reshape(batch, channels, freq, slices * coefs)
         normalised = (magnitude + self.input_mean[:, None]) * self.input_scale[:, None]
         masks = self.masks(normalised).reshape(batch, len(SOURCES), channels, freq, slices * coefs)
         if self.config.realtime:
@@ -252,8 +253,22 @@ class SlicedCDAE(nn.Module):
     def _grouped_layers(self) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
         """Per layer index, the concatenated (weight, bias) of the 4 targets for a grouped convolution.
 
-        In eval mode the BatchNorm after layers 0, 3 and 6 is folded in (scaled weights plus a bias).
+        In eval mode the BatchNorm after layers 0, 3 and 6 is folded in (scaled weights plus a bias). Results
+        without autograd history are reused until a parameter or buffer changes (storage or version).
         """
+        key = (
+            self.training,
+            torch.is_inference_mode_enabled(),
+            tuple((tensor.data_ptr(), tensor._version) for tensor in self.cdaes.state_dict(keep_vars=True).values()),
+        )
+        if self._grouped_cache is not None and self._grouped_cache[0] == key:
+            return self._grouped_cache[1]
+        grouped = self._group_layers()
+        if not any(tensor.requires_grad for pair in grouped.values() for tensor in pair if tensor is not None):
+            self._grouped_cache = (key, grouped)
+        return grouped
+
+    def _group_layers(self) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
         grouped = {}
         for index in _CONV_LAYERS:
             weights, biases = [], []

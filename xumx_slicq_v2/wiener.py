@@ -26,13 +26,14 @@ def unit_phase(mix: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
     Zero coefficients get phase 0, i.e. the factor ``(1, 0)``; the gradient is finite everywhere.
     """
-    power = mix.square().sum(dim, keepdim=True)
+    real, imag = mix.unbind(dim)
+    power = real.square() + imag.square()
     nonzero = power > 0
-    inverse_magnitude = torch.rsqrt(torch.where(nonzero, power, torch.ones_like(power)))
-    shape = [1] * mix.dim()
-    shape[dim] = 2
-    real_one = torch.tensor([1.0, 0.0], dtype=mix.dtype, device=mix.device).reshape(shape)
-    return torch.where(nonzero, mix * inverse_magnitude, real_one)
+    inverse_magnitude = torch.rsqrt(torch.where(nonzero, power, 1.0))
+    return torch.stack(
+        (torch.where(nonzero, real * inverse_magnitude, 1.0), torch.where(nonzero, imag * inverse_magnitude, 0.0)),
+        dim=dim,
+    )
 
 
 def mix_phase_real(magnitude: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
