@@ -1,30 +1,36 @@
-"""Benchmark the network alone (no sliCQT): seconds per call for the block shapes of a stereo input.
+"""Benchmark the network alone (no sliCQT) on the block shapes of a stereo input.
 
-Random weights (eval mode, inference mode) and random complex blocks of the Bark 262 block table with the
-slice count a ``--seconds`` long input gives. Rows: the offline model (network + Wiener-EM), the offline
-network with Wiener-EM replaced by the mixture phase (``wiener_iterations=0``; the difference is the
-Wiener-EM cost) and the realtime model. Prints a table and writes JSON (default
-``exp/benchmarks/model.json``).
+Random weights (eval mode, inference mode) and random complex blocks of the released Bark 262 block table
+with the slice count a ``--seconds`` long input gives. Rows: the offline model (network + Wiener-EM), the
+realtime model (network + mixture phase) and Wiener-EM alone on the offline model's inputs. Each row reports
+wall-clock and process CPU seconds (median of ``--repeats`` calls after one warm-up call) and the wall time
+scaled to one minute of audio. Prints a table and writes JSON (default ``exp/benchmarks/model.json``).
 
     .venv/bin/python benchmarks/model.py --seconds 60 --threads 2
+
+On a machine shared with other jobs, wall time includes waiting for the CPU (and with 2 threads, waiting for
+the slower thread at every parallel region); the CPU column is the more stable figure then.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import ctypes
 import json
 import math
+import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from xumx_slicq_v2.audio import write_text_atomic
 from xumx_slicq_v2.model import ModelConfig, Unmix
+from xumx_slicq_v2.wiener import wiener_real
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,8 +45,11 @@ BARK262_BLOCK_SHAPES = [
     (1, 252), (1, 256), (1, 264), (1, 268), (1, 272), (1, 276), (1, 280), (1, 284), (1, 288), (1, 292),
 ]  # fmt: skip
 
-#: Half the released slice length (18060 samples): the hop between slices in samples, rounded up.
+#: Half the released slice length (18060 samples), rounded up: the hop between slices in samples.
 SLICE_HOP = 4515
+
+#: glibc ``mallopt`` parameters: keep freed memory in the process instead of returning it to the kernel.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def slices_for(samples: int) -> int:
@@ -48,17 +57,24 @@ def slices_for(samples: int) -> int:
     return (math.ceil(samples / SLICE_HOP) + 1) // 2 + 1
 
 
-def time_model(config: ModelConfig, blocks: list[torch.Tensor], repeats: int) -> list[float]:
-    """Wall-clock seconds of ``repeats`` forward calls after one warm-up call."""
-    model = Unmix(config, BARK262_BLOCK_SHAPES).eval()
-    times = []
-    with torch.inference_mode():
-        model(blocks)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(blocks)
-            times.append(time.perf_counter() - start)
-    return times
+def keep_freed_memory() -> None:
+    """Serve large tensors from the heap and never trim it (first-touch page faults are expensive in VMs)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 40)
+
+
+def measure(call: Callable[[], object], repeats: int) -> dict[str, object]:
+    """Wall and CPU seconds of ``repeats`` calls after one warm-up call."""
+    call()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"wall_s": walls, "cpu_s": cpus, "median_wall_s": statistics.median(walls),
+            "median_cpu_s": statistics.median(cpus)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,41 +82,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="input duration in seconds (44.1 kHz)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (after one warm-up)")
+    parser.add_argument("--keep-freed-memory", action="store_true", help="tune glibc malloc (see keep_freed_memory)")
     parser.add_argument("--output", type=Path, default=REPO / "exp" / "benchmarks" / "model.json")
     args = parser.parse_args(argv)
 
+    if args.keep_freed_memory:
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     slices = slices_for(round(args.seconds * 44100))
     blocks = [torch.randn(1, 2, freq, slices, coefs, dtype=torch.complex64) for freq, coefs in BARK262_BLOCK_SHAPES]
+    offline = Unmix(ModelConfig(), BARK262_BLOCK_SHAPES).eval()
+    realtime = Unmix(ModelConfig(realtime=True), BARK262_BLOCK_SHAPES).eval()
+    with torch.inference_mode():
+        wiener_inputs = [
+            (masks.flatten(-2) * block.abs().flatten(-2)[:, None], torch.view_as_real(block).flatten(-3, -2))
+            for masks, block in zip(offline(blocks, return_masks=True)[1], blocks, strict=True)
+        ]
     rows = {
-        "offline (network + Wiener-EM)": ModelConfig(),
-        "offline network, mixture phase": ModelConfig(wiener_iterations=0),
-        "realtime": ModelConfig(realtime=True),
+        "offline (network + Wiener-EM)": lambda: offline(blocks),
+        "realtime (network + mixture phase)": lambda: realtime(blocks),
+        "Wiener-EM alone": lambda: [wiener_real(magnitude, mix) for magnitude, mix in wiener_inputs],
     }
+    print(f"{slices} slices ({args.seconds:g} s of stereo audio), {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{'row':<36} {'wall s':>8} {'cpu s':>8} {'wall s per minute':>18}")
     results = []
-    print(f"{slices} slices ({args.seconds:g} s of stereo audio), {args.threads} threads")
-    print(f"{'model':<34} {'median s':>9} {'min s':>7} {'s per minute':>13}")
-    for name, config in rows.items():
-        times = time_model(config, blocks, args.repeats)
-        per_minute = statistics.median(times) * 60.0 / args.seconds
-        results.append(
-            {
-                "model": name,
-                "config": dataclasses.asdict(config),
-                "times_s": times,
-                "median_s": statistics.median(times),
-                "seconds_per_minute": per_minute,
-            }
-        )
-        print(f"{name:<34} {statistics.median(times):>9.3f} {min(times):>7.3f} {per_minute:>13.3f}")
+    for name, call in rows.items():
+        with torch.inference_mode():
+            result = {"row": name, **measure(call, args.repeats)}
+        result["wall_s_per_minute"] = result["median_wall_s"] * 60.0 / args.seconds
+        results.append(result)
+        print(f"{name:<36} {result['median_wall_s']:>8.3f} {result['median_cpu_s']:>8.3f} "
+              f"{result['wall_s_per_minute']:>18.3f}")  # fmt: skip
     report = {
         "seconds": args.seconds,
         "slices": slices,
         "threads": args.threads,
+        "keep_freed_memory": args.keep_freed_memory,
+        "load_average_1min": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "python": sys.version.split()[0],
-        "machine": platform.processor() or platform.machine(),
+        "machine": platform.machine(),
         "results": results,
     }
     write_text_atomic(args.output, json.dumps(report, indent=2) + "\n")
