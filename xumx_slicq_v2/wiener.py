@@ -68,12 +68,16 @@ def wiener_real(
     Per batch item and per consecutive window of ``window`` frames (the last one may be shorter):
 
     1. initial estimates ``y_j = v_j exp(j angle(mix))`` (mixture phase);
-    2. ``mix`` and ``y`` are divided by ``a = max(1, max|mix| / scale_factor)`` (max over the window);
+    2. ``mix`` and ``y`` are divided by ``a = max(1, max|mix| / scale_factor)`` (max over the window and
+       the batch item; the reference takes it over the whole batch, which is the same for batch 1);
     3. ``iterations`` EM steps: source power ``p_j(t, f) = mean_channels |y_j|^2``, spatial covariance
        ``R_j(f) = sum_t y_j y_j^H / (sum_t p_j + eps)``, mixture covariance
        ``C(t, f) = sum_j p_j R_j + sqrt(eps) I`` inverted analytically (no eps in the determinant), and
        ``y_j = p_j R_j C^-1 mix``;
     4. ``y`` is multiplied back by ``a``.
+
+    Half-precision inputs are computed in float32, and autocast is disabled inside (sums over thousands of
+    frames and ``eps`` need at least float32, as in the reference's complex64 computation).
 
     Args:
         target_magnitude: ``(batch, targets, 2, freq, frames)`` non-negative magnitude estimates.
@@ -86,7 +90,7 @@ def wiener_real(
     Returns:
         ``(batch, targets, 2, freq, frames, 2)`` complex estimates, real/imag on the last axis.
     """
-    batch, targets, channels, freq, frames = target_magnitude.shape
+    batch, _, channels, freq, frames = target_magnitude.shape
     if channels != 2 or mix.shape != (batch, channels, freq, frames, 2):
         raise ValueError(
             "wiener_real expects target magnitudes (batch, targets, 2, freq, frames) and a mixture "
@@ -94,6 +98,21 @@ def wiener_real(
         )
     if iterations == 0:
         return mix_phase_real(target_magnitude, mix.unsqueeze(1))
+    with torch.autocast(mix.device.type, enabled=False):
+        dtype = torch.promote_types(torch.promote_types(target_magnitude.dtype, mix.dtype), torch.float32)
+        return _wiener(target_magnitude.to(dtype), mix.to(dtype), iterations, window, eps, scale_factor)
+
+
+def _wiener(
+    target_magnitude: torch.Tensor,
+    mix: torch.Tensor,
+    iterations: int,
+    window: int | None,
+    eps: float,
+    scale_factor: float,
+) -> torch.Tensor:
+    """`wiener_real` for validated inputs of one dtype."""
+    batch, targets, channels, freq, frames = target_magnitude.shape
     length = frames if not window or window >= frames else window
     windows = math.ceil(frames / length)
     padding = windows * length - frames

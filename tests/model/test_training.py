@@ -42,3 +42,17 @@ def test_tiny_model_loss_decreases(realtime):
     assert all(parameter.grad is not None for parameter in model.parameters())
     assert losses[-1] < 0.5 * losses[0], losses
     assert model.state_dict()["sliced_umx.1.cdaes.2.7.num_batches_tracked"].item() == 12
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["offline", "realtime"])
+def test_training_step_under_bfloat16_autocast(realtime):
+    """The reference trains under autocast; Wiener-EM then still runs in float32."""
+    torch.manual_seed(0)
+    model = Unmix(ModelConfig(hidden_size_1=8, hidden_size_2=8, time_filter_2=2, realtime=realtime), SHAPES).train()
+    mixtures, sources = fixed_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        estimates, masks = model(mixtures, return_masks=True)
+        loss = complex_mse(estimates, sources) + mask_sum_mse(masks)
+    loss.backward()
+    assert estimates[0].dtype == torch.complex64 and torch.isfinite(loss)
+    assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters())

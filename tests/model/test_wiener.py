@@ -151,3 +151,17 @@ def test_unit_phase_gradient_is_finite_at_zero():
     unit_phase(mix).sum().backward()
     assert torch.isfinite(mix.grad).all()
     torch.testing.assert_close(unit_phase(mix.detach())[1], torch.tensor([0.6, -0.8], dtype=torch.float64))
+
+
+def test_half_precision_and_autocast_compute_in_float32():
+    magnitude, mix = random_problem(loudness=30.0, dtype=torch.float32)
+    expected = wiener_real(magnitude, mix, window=5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = wiener_real(magnitude, mix, window=5)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, expected)
+    from_bfloat16 = wiener_real(magnitude.bfloat16(), mix.bfloat16(), window=5)
+    assert from_bfloat16.dtype == torch.float32
+    torch.testing.assert_close(
+        from_bfloat16, wiener_real(magnitude.bfloat16().float(), mix.bfloat16().float(), window=5)
+    )
