@@ -15,6 +15,7 @@ eval mode).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -196,6 +197,8 @@ class SlicedCDAE(nn.Module):
         self.input_mean = nn.Parameter(torch.zeros(freq_bins))
         self.input_scale = nn.Parameter(torch.ones(freq_bins))
         self.cdaes = nn.ModuleList(make_cdae(freq_bins, coefs, config) for _ in SOURCES)
+        # the second layer needs time_filter_2 frames out of the first (2 per slice, 1 fewer offline)
+        self.min_slices = max(1, math.ceil((config.time_filter_2 + (0 if config.realtime else 1)) / 2))
         self._grouped_cache: tuple[tuple, dict] | None = None
 
     def forward(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +238,10 @@ class SlicedCDAE(nn.Module):
         """All targets' masks from the normalised magnitude ``(batch, 2, freq, frames)``:
         ``(batch, targets * 2, freq, frames)`` (target-major channels)."""
         freq, frames = normalised.shape[-2:]
-        if frames < 3 * self.coefs:
-            raise ValueError(f"the network needs at least 3 slices per block, got {frames // self.coefs}")
+        if frames < self.min_slices * self.coefs:
+            raise ValueError(
+                f"the network needs at least {self.min_slices} slices per block, got {frames // self.coefs}"
+            )
         groups = len(SOURCES)
         layers = self._grouped_layers()
         x = F.pad(normalised, (self.coefs - 1, 0)) if self.config.realtime else normalised

@@ -175,8 +175,10 @@ def test_bad_inputs_are_reported():
         model(blocks[:2])
     with pytest.raises(ValueError, match="does not fit a network built for"):
         model([blocks[1], blocks[0], blocks[2]])
-    with pytest.raises(ValueError, match="at least 3 slices"):
-        model(random_blocks(SMALL_SHAPES, slices=2))
+    with pytest.raises(ValueError, match="at least 2 slices"):  # time_filter_2 = 3 needs 3 first-layer frames
+        model(random_blocks(SMALL_SHAPES, slices=1))
+    assert Unmix(ModelConfig(), [(1, 8)]).sliced_umx[0].min_slices == 3  # as the reference separator pads to
+    assert Unmix(ModelConfig(realtime=True), [(1, 8)]).sliced_umx[0].min_slices == 2
     with pytest.raises(ValueError, match="even number of coefficients"):
         Unmix(SMALL, [(3, 9)])
 
