@@ -179,12 +179,12 @@ def export_torchscript(model: Unmix, path: str | os.PathLike, check: bool = True
     network = traceable_network(model)
     path = Path(path)
     with atomic_path(path) as tmp, torch.no_grad():
-        with _quiet_tracing():
+        with _quiet_tracing():  # TorchScript is deprecated in favour of torch.export; the reference used it
             traced = torch.jit.trace(network, tuple(example_blocks(model, TRACE_SLICES)), check_trace=False)
-        torch.jit.save(traced, str(tmp))
-        if check:
-            blocks = example_blocks(model, CHECK_SLICES, batch=2, seed=1)
-            _check_outputs(str(path), torch.jit.load(str(tmp))(*blocks), network(*blocks))
+            torch.jit.save(traced, str(tmp))
+            if check:
+                blocks = example_blocks(model, CHECK_SLICES, batch=2, seed=1)
+                _check_outputs(str(path), torch.jit.load(str(tmp))(*blocks), network(*blocks))
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from xumx_slicq_v2.checkpoint import save_model
 from xumx_slicq_v2.model import ModelConfig, Unmix, build_unmix
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,10 +36,7 @@ def random_model(config: ModelConfig, seed: int = 0) -> Unmix:
 
 def write_model_dir(folder: Path, model: Unmix) -> Path:
     """A reference-format model folder: ``xumx_slicq_v2.pth`` (bare state_dict) + ``xumx_slicq_v2.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / "xumx_slicq_v2.pth")
-    (folder / "xumx_slicq_v2.json").write_text(json.dumps({"args": model.config.to_reference_args()}, indent=4))
-    return folder
+    return save_model(folder, model)
 
 
 @pytest.fixture(scope="session")

@@ -159,16 +159,29 @@ def test_killed_run_leaves_no_partial_files_and_rerun_completes(tmp_path, realti
 
 def test_parallel_jobs_give_the_same_stems(tmp_path, realtime_dir) -> None:
     songs = tmp_path / "songs"
-    for index in range(2):
+    for index in range(3):
         write_music(songs / f"song{index}.wav", 1.0, 16000, seed=index)
     outputs = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"out{jobs}"
-        assert main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out), "--jobs", jobs]) == 0
+        result = run_module(
+            "xumx_slicq_v2", str(songs), "--model", str(realtime_dir), "--output-dir", str(out), "--jobs", jobs
+        )
+        assert result.returncode == 0, result.stderr
+        assert "3 separated" in result.stdout
         outputs[jobs] = {path.relative_to(out): sf.read(str(path))[0] for path in sorted(out.rglob("*.wav"))}
-    assert outputs["1"].keys() == outputs["2"].keys() and len(outputs["1"]) == 8
+    assert outputs["1"].keys() == outputs["2"].keys() and len(outputs["1"]) == 12
     for key, data in outputs["1"].items():
         np.testing.assert_allclose(outputs["2"][key], data, atol=1e-6)
+
+
+def test_entry_points_agree() -> None:
+    module_help = run_module("xumx_slicq_v2", "--help")
+    assert module_help.returncode == 0 and "--runtime-backend" in module_help.stdout
+    assert run_module("xumx_slicq_v2.inference", "--help").stdout == module_help.stdout
+    script = Path(sys.executable).parent / "xumx-slicq-v2"  # the console script, when the package is installed
+    if script.is_file():
+        assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == module_help.stdout
 
 
 def test_clip_policies() -> None:
