@@ -14,7 +14,7 @@ import soundfile as sf
 
 from xumx_slicq_v2.inference import OutputOptions, apply_clip_policy, find_tracks, main, select_stems
 
-from .conftest import REPO, run_module, write_music
+from .conftest import REPO, music, run_module, write_music
 
 STEMS = ("bass", "vocals", "other", "drums")
 
@@ -71,6 +71,21 @@ def test_end_to_end_formats_rates_channels_and_stem_selection(tmp_path, realtime
         np.testing.assert_allclose(written["vocals"], full["vocals"], atol=1e-4)
         np.testing.assert_allclose(written["accompaniment"], full["bass"] + full["other"], atol=1e-4)
         assert np.abs(written["accompaniment"]).max() > 1e-3
+
+
+def test_rescale_keeps_relative_levels_of_loud_stems_and_says_so(tmp_path, realtime_dir, capsys) -> None:
+    song = tmp_path / "loud.wav"
+    sf.write(str(song), 4.0 / 0.3 * music(1.0, 16000).T, 16000, subtype="FLOAT")  # peaks at 4.0
+    args = [str(song), "--model", str(realtime_dir)]
+    assert main([*args, "--output-dir", str(tmp_path / "float")]) == 0
+    assert main([*args, "--output-dir", str(tmp_path / "int16"), "--bits", "16"]) == 0
+    assert "scaled by" in capsys.readouterr().err
+    floats = assert_stems(tmp_path / "float" / "loud", STEMS, 16000, 16000, 2)
+    ints = assert_stems(tmp_path / "int16" / "loud", STEMS, 16000, 16000, 2)
+    peak = max(np.abs(stem).max() for stem in floats.values())
+    assert peak > 1.0
+    for name in STEMS:  # one gain for all stems: 1 / peak
+        np.testing.assert_allclose(ints[name], floats[name] / peak, atol=2e-4)
 
 
 def test_start_and_duration_select_an_excerpt(tmp_path, realtime_dir) -> None:
