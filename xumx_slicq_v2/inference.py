@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
@@ -209,9 +210,14 @@ def separate_track(
         return TrackResult(track, "failed", messages=[str(err)])
     stems = separate(audio, rate, separator=separator, progress=progress)
     stems, message = apply_clip_policy(select_stems(stems, options), options)
-    remove_stale_temporaries(list(outputs.values()))
-    for name, path in missing.items():
-        write_audio(path, stems[name], rate, subtype=SUBTYPES[options.bits])
+    try:
+        remove_stale_temporaries(list(outputs.values()))
+        for name, path in missing.items():
+            write_audio(path, stems[name], rate, subtype=SUBTYPES[options.bits])
+    except (OSError, sf.SoundFileError) as err:
+        return TrackResult(
+            track, "failed", messages=[f"{track.source}: cannot write its stems to {track.out_dir} ({err})"]
+        )
     return TrackResult(track, "done", audio.shape[-1] / rate, [f"{track.source}: {message}"] if message else [])
 
 

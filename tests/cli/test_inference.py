@@ -102,13 +102,17 @@ def test_bad_files_are_named_and_skipped_with_exit_status_1(tmp_path, realtime_d
     write_music(songs / "good2.flac", 1.0, 32000, seed=2)
     (songs / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
     sf.write(str(songs / "surround.wav"), np.zeros((8000, 6), dtype=np.float32), 16000)
+    write_music(songs / "blocked.wav", 1.0, 16000, seed=3)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocked").write_text("a file where the track's folder should go")
     status = main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out)])
     captured = capsys.readouterr()
     assert status == 1
     assert "corrupt.wav" in captured.err and "surround.wav" in captured.err
     assert "6 channels" in captured.err and "downmix" in captured.err
-    assert "2 separated" in captured.out and "2 failed" in captured.out
+    assert "blocked.wav: cannot write its stems" in captured.err
+    assert "2 separated" in captured.out and "3 failed" in captured.out
     assert_stems(out / "good1", STEMS, 44100, 44100, 2)
     assert_stems(out / "good2", STEMS, 32000, 32000, 2)
     assert not (out / "corrupt").exists() and not (out / "surround").exists()
