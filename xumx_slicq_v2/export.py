@@ -192,25 +192,26 @@ def export_torchscript(model: Unmix, path: str | os.PathLike, check: bool = True
 
 
 def _session(path: str | os.PathLike, cuda: bool):  # -> onnxruntime.InferenceSession
-    """An ONNX Runtime session with as many intra-op threads as torch uses; CUDA first when asked and
-    available, else CPU (with a warning)."""
+    """An ONNX Runtime session with as many intra-op threads as torch uses; on torch's current CUDA device first
+    when ``cuda`` (CPU as fallback), with a warning when CUDA is not what it got."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if cuda:
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        else:
-            warnings.warn(
-                "onnx-cuda: this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
-                "running the network on the CPU",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return ort.InferenceSession(str(path), options, providers=providers)
+    providers: list = ["CPUExecutionProvider"]
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        device_id = torch.cuda.current_device() if torch.cuda.is_available() else 0
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    if cuda and "CUDAExecutionProvider" not in session.get_providers():
+        warnings.warn(
+            "onnx-cuda: ONNX Runtime cannot use CUDA here (no CUDAExecutionProvider: install onnxruntime-gpu "
+            "matching your CUDA); running the network on the CPU",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return session
 
 
 class OnnxNetwork:
