@@ -4,12 +4,14 @@ Random weights (eval mode, inference mode) and random complex blocks of the rele
 with the slice count a ``--seconds`` long input gives. Rows: the offline model (network + Wiener-EM), the
 realtime model (network + mixture phase) and Wiener-EM alone on the offline model's inputs. Each row reports
 wall-clock and process CPU seconds (median of ``--repeats`` calls after one warm-up call) and the wall time
-scaled to one minute of audio. Prints a table and writes JSON (default ``exp/benchmarks/model.json``).
+scaled to one minute of audio, for each ``--threads`` count. Prints a table and writes JSON (default
+``exp/benchmarks/model.json``).
 
-    .venv/bin/python benchmarks/model.py --seconds 60 --threads 2
+    .venv/bin/python benchmarks/model.py --seconds 60 --threads 1 2
 
-On a machine shared with other jobs, wall time includes waiting for the CPU (and with 2 threads, waiting for
-the slower thread at every parallel region); the CPU column is the more stable figure then.
+On a machine shared with other jobs, wall time includes waiting for the CPU. With 2 threads and a busy second
+core it is far worse: OpenMP threads spin at every parallel region until the descheduled one arrives (10x
+slower runs were measured); ``OMP_WAIT_POLICY=PASSIVE`` in the environment avoids that.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def measure(call: Callable[[], object], repeats: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="input duration in seconds (44.1 kHz)")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (after one warm-up)")
     parser.add_argument("--keep-freed-memory", action="store_true", help="tune glibc malloc (see keep_freed_memory)")
     parser.add_argument("--output", type=Path, default=REPO / "exp" / "benchmarks" / "model.json")
@@ -88,7 +90,6 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.keep_freed_memory:
         keep_freed_memory()
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     slices = slices_for(round(args.seconds * 44100))
     blocks = [torch.randn(1, 2, freq, slices, coefs, dtype=torch.complex64) for freq, coefs in BARK262_BLOCK_SHAPES]
@@ -104,22 +105,25 @@ def main(argv: list[str] | None = None) -> None:
         "realtime (network + mixture phase)": lambda: realtime(blocks),
         "Wiener-EM alone": lambda: [wiener_real(magnitude, mix) for magnitude, mix in wiener_inputs],
     }
-    print(f"{slices} slices ({args.seconds:g} s of stereo audio), {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"{'row':<36} {'wall s':>8} {'cpu s':>8} {'wall s per minute':>18}")
+    print(f"{slices} slices ({args.seconds:g} s of stereo audio), load average {os.getloadavg()[0]:.1f}")
+    print(f"{'row':<36} {'threads':>7} {'wall s':>8} {'cpu s':>8} {'wall s per minute':>18}")
     results = []
-    for name, call in rows.items():
-        with torch.inference_mode():
-            result = {"row": name, **measure(call, args.repeats)}
-        result["wall_s_per_minute"] = result["median_wall_s"] * 60.0 / args.seconds
-        results.append(result)
-        print(f"{name:<36} {result['median_wall_s']:>8.3f} {result['median_cpu_s']:>8.3f} "
-              f"{result['wall_s_per_minute']:>18.3f}")  # fmt: skip
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for name, call in rows.items():
+            with torch.inference_mode():
+                result = {"row": name, "threads": threads, **measure(call, args.repeats)}
+            result["wall_s_per_minute"] = result["median_wall_s"] * 60.0 / args.seconds
+            results.append(result)
+            print(f"{name:<36} {threads:>7} {result['median_wall_s']:>8.3f} {result['median_cpu_s']:>8.3f} "
+                  f"{result['wall_s_per_minute']:>18.3f}")  # fmt: skip
     report = {
         "seconds": args.seconds,
         "slices": slices,
-        "threads": args.threads,
         "keep_freed_memory": args.keep_freed_memory,
+        "environment": {
+            name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+        },
         "load_average_1min": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
