@@ -1,7 +1,7 @@
 """Benchmark the network alone (no sliCQT) on the block shapes of a stereo input.
 
-Random weights (eval mode, inference mode) and random complex blocks of the released Bark 262 block table
-with the slice count a ``--seconds`` long input gives. Rows: the offline model (network + Wiener-EM), the
+Random weights (eval mode, inference mode) and random complex blocks of the released Bark 262 sliCQT's block
+shapes with the slice count a ``--seconds`` long input gives. Rows: the offline model (network + Wiener-EM), the
 realtime model (network + mixture phase) and Wiener-EM alone on the offline model's inputs. Each row reports
 wall-clock and process CPU seconds (median of ``--repeats`` calls after one warm-up call) and the wall time
 scaled to one minute of audio, for each ``--threads`` count. Prints a table and writes JSON (default
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -32,31 +33,18 @@ import torch
 
 from xumx_slicq_v2.audio import write_text_atomic
 from xumx_slicq_v2.model import ModelConfig, Unmix
+from xumx_slicq_v2.transforms import SliCQT
 from xumx_slicq_v2.wiener import wiener_real
 
 REPO = Path(__file__).resolve().parent.parent
-
-#: (freq_bins, coefs) per block of the released Bark 262 / 32.9 Hz transform.
-BARK262_BLOCK_SHAPES = [
-    (1, 28), (86, 16), (14, 20), (11, 24), (9, 28), (8, 32), (7, 36), (6, 40), (6, 44), (5, 48),
-    (5, 52), (4, 56), (5, 60), (3, 64), (4, 68), (4, 72), (3, 76), (3, 80), (3, 84), (3, 88),
-    (2, 92), (3, 96), (2, 100), (3, 104), (2, 108), (2, 112), (2, 116), (2, 120), (2, 124), (2, 128),
-    (2, 132), (2, 136), (2, 140), (1, 144), (2, 148), (2, 152), (1, 156), (2, 160), (1, 164), (2, 168),
-    (1, 172), (2, 176), (1, 180), (1, 184), (2, 188), (1, 192), (1, 196), (1, 200), (2, 204), (1, 208),
-    (1, 212), (1, 216), (1, 220), (1, 224), (1, 228), (2, 232), (1, 236), (1, 240), (1, 244), (1, 248),
-    (1, 252), (1, 256), (1, 264), (1, 268), (1, 272), (1, 276), (1, 280), (1, 284), (1, 288), (1, 292),
-]  # fmt: skip
-
-#: Half the released slice length (18060 samples), rounded up: the hop between slices in samples.
-SLICE_HOP = 4515
 
 #: glibc ``mallopt`` parameters: keep freed memory in the process instead of returning it to the kernel.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
-def slices_for(samples: int) -> int:
-    """Slices per block the released transform gives for ``samples`` samples."""
-    return (math.ceil(samples / SLICE_HOP) + 1) // 2 + 1
+def slices_for(samples: int, slice_length: int) -> int:
+    """Slices per block the transform gives for ``samples`` samples (slices hop by half a slice)."""
+    return (math.ceil(samples / (slice_length // 4)) + 1) // 2 + 1
 
 
 def keep_freed_memory() -> None:
@@ -91,10 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.keep_freed_memory:
         keep_freed_memory()
     torch.manual_seed(0)
-    slices = slices_for(round(args.seconds * 44100))
-    blocks = [torch.randn(1, 2, freq, slices, coefs, dtype=torch.complex64) for freq, coefs in BARK262_BLOCK_SHAPES]
-    offline = Unmix(ModelConfig(), BARK262_BLOCK_SHAPES).eval()
-    realtime = Unmix(ModelConfig(realtime=True), BARK262_BLOCK_SHAPES).eval()
+    config = ModelConfig()
+    transform = SliCQT(**config.transform_kwargs())
+    shapes = transform.block_shapes
+    slices = slices_for(round(args.seconds * config.sample_rate), transform.slice_length)
+    blocks = [torch.randn(1, 2, freq, slices, coefs, dtype=torch.complex64) for freq, coefs in shapes]
+    offline = Unmix(config, shapes).eval()
+    realtime = Unmix(dataclasses.replace(config, realtime=True), shapes).eval()
     with torch.inference_mode():
         wiener_inputs = [
             (masks.flatten(-2) * block.abs().flatten(-2)[:, None], torch.view_as_real(block).flatten(-3, -2))
