@@ -102,7 +102,7 @@ class ModelConfig:
         for field in dataclasses.fields(cls):
             key = REFERENCE_ARG_NAMES.get(field.name, field.name)
             if key in args:
-                values[field.name] = _coerce(args[key], field.default, key)
+                values[field.name] = _coerce(args[key], field, key)
         return cls(**values)
 
     def to_reference_args(self) -> dict[str, Any]:
@@ -116,20 +116,25 @@ class ModelConfig:
         return args
 
 
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Convert a JSON value to the type of the field's default (``None`` kept for optional fields)."""
-    if value is None:
+def _coerce(value: Any, field: dataclasses.Field, key: str) -> Any:
+    """Convert a JSON value to the field's type (``bool``, ``int``, ``float`` or ``str``, optionally ``None``)."""
+    kind = str(field.type).split("|")[0].strip()
+    if value is None and str(field.type).endswith("None"):
         return None
     try:
-        if isinstance(default, bool):
+        if kind == "bool":
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if not isinstance(value, (bool, int)):
+                raise TypeError
             return bool(value)
-        if isinstance(default, int):
-            if float(value) != int(float(value)):
+        if kind == "int":
+            if isinstance(value, bool) or float(value) != int(float(value)):
                 raise ValueError
             return int(float(value))
-        if isinstance(default, float):
+        if kind == "float":
             return float(value)
-        return type(default)(value) if default is not None else value
+        return str(value)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint args: {key!r} has an invalid value {value!r}") from err
 

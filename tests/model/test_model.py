@@ -199,6 +199,9 @@ def test_config_from_the_released_reference_args():
         key: value for key, value in args.items() if key not in ("lr", "batch_size")
     }
     assert ModelConfig.from_reference_args(written) == config
+    assert ModelConfig.from_reference_args({**args, "realtime": "false", "sllen": 1, "slice_length": "2016.0"}) == (
+        dataclasses.replace(config, realtime=False, slice_length=2016)
+    )
     tiny = dataclasses.replace(SMALL, scale="mel", bins=32, fmax=7000.0, slice_length=2016, wiener_window=None)
     assert ModelConfig.from_reference_args(tiny.to_reference_args()) == tiny
 
@@ -211,6 +214,9 @@ def test_config_from_the_released_reference_args():
         ({"fscale": "bark", "fbins": 262, "fmin": 32.9, "nb_channels": 1}, "nb_channels must be 2"),
         ({"fscale": "bark", "fbins": 262.5, "fmin": 32.9}, "'fbins' has an invalid value"),
         ({"fscale": "bark", "fbins": "many", "fmin": 32.9}, "'fbins' has an invalid value"),
+        ({"fscale": "bark", "fbins": 262, "fmin": 32.9, "fmax": "high"}, "'fmax' has an invalid value"),
+        ({"fscale": "bark", "fbins": 262, "fmin": 32.9, "realtime": "maybe"}, "'realtime' has an invalid value"),
+        ({"fscale": "bark", "fbins": 262, "fmin": None}, "'fmin' has an invalid value"),
     ],
 )
 def test_config_errors_name_the_argument(args, message):
