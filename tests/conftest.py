@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning: tests start subprocesses (CLI workers, torchrun, hydra joblib)
+# that share the 2 cores, and spinning threads slow oversubscribed runs down by up to 10x. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import importlib.util
 from pathlib import Path
 from types import ModuleType
