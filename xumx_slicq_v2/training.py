@@ -28,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,15 +158,18 @@ def setup_runtime(config: TrainingConfig) -> Runtime:
     return Runtime(rank, world_size, device, torch.bfloat16 if use_bf16 else None)
 
 
+def all_reduce_tensor(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Sum a CPU ``tensor`` over all processes (identity in a single process)."""
+    if not runtime.distributed:
+        return tensor
+    reduced = tensor.to(runtime.device) if dist.get_backend() == "nccl" else tensor.clone()
+    dist.all_reduce(reduced)
+    return reduced.cpu()
+
+
 def all_reduce_sum(values: Sequence[float], runtime: Runtime) -> list[float]:
     """Sum ``values`` over all processes (float64)."""
-    if not runtime.distributed:
-        return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        tensor = tensor.to(runtime.device)
-    dist.all_reduce(tensor)
-    return tensor.cpu().tolist()
+    return all_reduce_tensor(torch.tensor(values, dtype=torch.float64), runtime).tolist()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -175,7 +178,11 @@ def all_reduce_sum(values: Sequence[float], runtime: Runtime) -> list[float]:
 
 
 def input_statistics(
-    transform: SliCQT, mixtures: Iterable[torch.Tensor], device: torch.device, progress: bool = False
+    transform: SliCQT,
+    mixtures: Iterable[torch.Tensor],
+    device: torch.device,
+    progress: bool = False,
+    combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Mean and standard deviation of the mixture magnitude per frequency row of each sliCQT block.
 
@@ -187,12 +194,14 @@ def input_statistics(
         transform: the model's sliCQT.
         mixtures: ``(channels, samples)`` waveforms; long ones are transformed in pieces of
             ``STATISTICS_CHUNK_SECONDS`` (zero-padded edges of the pieces add a few quiet frames).
+        combine: sums the packed float64 moments ``(counts, sums, squares)`` over processes that each saw
+            a share of the mixtures (e.g. an all-reduce); identity by default.
 
     Returns:
         per block ``(mean, std)``, float32 tensors of shape ``(freq_bins,)``.
     """
     rows = [freq for freq, _ in transform.block_shapes]
-    count = [0] * len(rows)
+    count = torch.zeros(len(rows), dtype=torch.float64)
     sums = [torch.zeros(freq, dtype=torch.float64) for freq in rows]
     squares = [torch.zeros(freq, dtype=torch.float64) for freq in rows]
     chunk = round(STATISTICS_CHUNK_SECONDS * transform.sample_rate)
@@ -206,10 +215,14 @@ def input_statistics(
                 count[index] += magnitude.shape[1]
                 sums[index] += magnitude.sum(1)
                 squares[index] += magnitude.square().sum(1)
+    packed = torch.cat([count, *sums, *squares])
+    if combine is not None:
+        packed = combine(packed)
+    count, *moments = packed.split([len(rows), *rows, *rows])
     if not count[0]:
         raise ValueError("input statistics need at least one mixture")
     statistics = []
-    for total, total_squares, frames in zip(sums, squares, count):
+    for frames, total, total_squares in zip(count, moments[: len(rows)], moments[len(rows) :]):
         mean = total / frames
         std = (total_squares / frames - mean.square()).clamp_min(0).sqrt()
         std = torch.maximum(std, STD_FLOOR * std.max())
@@ -246,8 +259,9 @@ def batch_loss(model: nn.Module, transform: SliCQT, batch: torch.Tensor, runtime
         target_blocks = transform(batch[:, 1:])
     with runtime.autocast():
         estimates, masks = model(mixture_blocks, return_masks=True)
-        loss = complex_mse(estimates, target_blocks) + mask_sum_mse(masks)
-    return loss.float()
+    # the loss in float32 (under autocast its matrix products would run in bfloat16)
+    estimates = [estimate if estimate.is_complex() else estimate.float() for estimate in estimates]
+    return complex_mse(estimates, target_blocks) + mask_sum_mse([mask.float() for mask in masks])
 
 
 def train_epoch(
@@ -451,10 +465,12 @@ def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) 
             check_same_model(json.loads((model_dir / METADATA_NAME).read_text())["args"], model_config, model_dir)
         load_weights(model, read_state_dict(model_dir / WEIGHTS_NAME), model_dir / WEIGHTS_NAME)
         log(f"starting from the weights in {model_dir / WEIGHTS_NAME} (no {CHECKPOINT_NAME}: new optimizer)")
-    elif not config.debug and runtime.is_main:
-        # rank 0 only: DistributedDataParallel broadcasts rank 0's parameters to the others
-        mixtures = (item[0] for item in FullTrackDataset(train_tracks, mixture_only=True))
-        set_input_statistics(model, input_statistics(transform, mixtures, runtime.device, progress))
+    elif not config.debug:
+        # each process reads a share of the training mixtures; the moments are summed over processes
+        shard = train_tracks[runtime.rank :: runtime.world_size]
+        mixtures = (item[0] for item in FullTrackDataset(shard, mixture_only=True)) if shard else iter(())
+        combine = lambda moments: all_reduce_tensor(moments, runtime)  # noqa: E731
+        set_input_statistics(model, input_statistics(transform, mixtures, runtime.device, progress, combine))
 
     model.to(runtime.device)
     if runtime.device.type == "cuda":

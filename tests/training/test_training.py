@@ -153,6 +153,14 @@ def test_input_statistics_match_a_direct_computation() -> None:
         torch.testing.assert_close(mean.double(), frames.mean(1), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(std.double(), expected_std, rtol=1e-4, atol=1e-7)
 
+    # two processes with one mixture each, moments summed (as the all-reduce does): the same statistics
+    other: dict[str, torch.Tensor] = {}
+    training.input_statistics(transform, mixtures[1:], torch.device("cpu"), combine=lambda m: other.setdefault("m", m))
+    sharded = training.input_statistics(transform, mixtures[:1], torch.device("cpu"), combine=lambda m: m + other["m"])
+    for (mean, std), (shard_mean, shard_std) in zip(statistics, sharded):
+        torch.testing.assert_close(shard_mean, mean)
+        torch.testing.assert_close(shard_std, std)
+
     model = Unmix(ModelConfig(bins=8, hidden_size_1=4, hidden_size_2=4), transform.block_shapes)
     training.set_input_statistics(model, statistics)
     torch.testing.assert_close(model.sliced_umx[0].input_mean.data, -statistics[0][0])
