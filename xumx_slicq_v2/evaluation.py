@@ -36,7 +36,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .audio import write_text_atomic
-from .data import SAMPLE_RATE, Track, list_tracks
+from .checkpoint import CheckpointError, read_config, resolve_model_dir
+from .data import SAMPLE_RATE, DatasetError, Track, list_tracks
 from .model import SOURCES, ModelConfig
 from .separator import chunk_plan, crossfade_weights
 from .transforms import SliCQT
@@ -319,7 +320,7 @@ def evaluate(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.evaluation",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Per-track files: OUT/<subset>/<track>.json (museval) and OUT/global_sdr/<subset>/<track>.json; "
         "summary: OUT/summary.json. Run again to resume.",
@@ -355,13 +356,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise SystemExit("--jobs must be >= 1")
     if args.split and args.subset != "train":
         raise SystemExit("--split applies to --subset train only")
+    try:
+        return _run(args)
+    except (RuntimeError, DatasetError, CheckpointError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     _museval()  # fail early with the install hint
     if args.baseline == "mixture":
         estimator: Estimator = MixtureEstimator()
     elif args.baseline == "oracle-irm":
         if args.model:
-            from .checkpoint import read_config, resolve_model_dir
-
             config = read_config(resolve_model_dir(args.model))
         else:
             config = ModelConfig()

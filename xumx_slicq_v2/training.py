@@ -42,8 +42,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .audio import atomic_path, write_text_atomic
-from .checkpoint import METADATA_NAME, WEIGHTS_NAME, load_weights, read_state_dict
-from .data import FullTrackDataset, Track, TrainingDataset, list_tracks, seed_worker
+from .checkpoint import METADATA_NAME, WEIGHTS_NAME, CheckpointError, load_weights, read_state_dict
+from .data import DatasetError, FullTrackDataset, Track, TrainingDataset, list_tracks, seed_worker
 from .losses import complex_mse, mask_sum_mse
 from .model import SOURCES, ModelConfig, Unmix
 from .transforms import SliCQT
@@ -399,7 +399,7 @@ def check_same_model(saved_args: dict[str, Any], model_config: ModelConfig, path
     differing = sorted(key for key in current if key != "seq_dur" and saved.get(key) != current[key])
     if differing:
         details = ", ".join(f"{key}: saved {saved.get(key)!r}, asked {current[key]!r}" for key in differing)
-        raise ValueError(f"{path}: the run there trained another model ({details}); use another --model-path")
+        raise CheckpointError(f"{path}: the run there trained another model ({details}); use another --model-path")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -512,8 +512,12 @@ def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) 
     writer = None
     if runtime.is_main:
         model_dir.mkdir(parents=True, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
-
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise RuntimeError(
+                f"TensorBoard logging needs tensorboard: pip install 'xumx-slicq-v2[train]' ({err})"
+            ) from err
         writer = SummaryWriter(log_dir=str(model_dir / LOGDIR_NAME))
         n_params = sum(parameter.numel() for parameter in model.parameters())
         log(
@@ -618,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = ModelConfig()
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.training",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog=(
             "Run the same command again to resume a killed run. Several processes: torchrun --nproc-per-node N "
@@ -696,7 +700,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         config, model_config = configs_from_args(args)
     except ValueError as err:
         raise SystemExit(str(err)) from err
-    result = train(config, model_config)
+    try:
+        result = train(config, model_config)
+    except (DatasetError, CheckpointError) as err:
+        raise SystemExit(f"error: {err}") from err
     if int(os.environ.get("RANK", "0")) == 0 and not config.quiet:
         print(
             f"best validation loss {result['best_loss']} at epoch {result['best_epoch']} "

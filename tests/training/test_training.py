@@ -81,7 +81,7 @@ def test_resume_refuses_another_model_configuration(tmp_path, training_flags) ->
     training.main(training_flags(model_dir, epochs=1))
     flags = training_flags(model_dir, epochs=2)
     flags[flags.index("--hidden-size-1") + 1] = "6"
-    with pytest.raises(ValueError, match="hidden_size_1"):
+    with pytest.raises(SystemExit, match="hidden_size_1"):
         training.main(flags)
 
 
