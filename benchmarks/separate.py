@@ -13,6 +13,10 @@ are measured by wrapping those calls. Prints a table and writes JSON (default ``
 Goals on 2 CPU cores (issues 3 and 5): offline <= 5 s and realtime <= 2.8 s per minute, peak RSS < 1.5 GB for
 10 minutes, onnx-cpu realtime faster than torch-cpu realtime. The reference takes 7.5 s (offline) and 4.3 s
 (realtime) per minute with about 2.1 GB peak RSS.
+
+On a machine shared with other work, run with ``OMP_WAIT_POLICY=PASSIVE``: torch's OpenMP threads (libgomp) then
+sleep instead of spinning at every parallel region, without which two threads on two busy cores can run 10x
+slower. The policy and the load average before and after each case are recorded.
 """
 
 from __future__ import annotations
@@ -182,6 +186,7 @@ def main() -> None:
             "threads": args.threads,
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         },
         "chunk_seconds": args.chunk_seconds or "separator default",
         "goals": {"s_per_min": GOALS_S_PER_MIN, "peak_rss_mb_10min": GOAL_PEAK_RSS_MB},
