@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,50 +156,74 @@ class Separator(nn.Module):
 
     def forward(self, audio: Tensor, progress: bool = False) -> Tensor:
         """Separate ``audio`` ``(batch, channels, samples)`` (1 or 2 channels) -> ``(batch, 4, channels, samples)``."""
+        batch, channels, length = self._check(audio)
+        output = torch.empty(batch, len(self.sources), channels, length, device=self.device)
+        for start, segment in self.stream(audio, progress):
+            output[..., start : start + segment.shape[-1]] = segment
+        return output
+
+    def stream(self, audio: Tensor, progress: bool = False) -> Iterator[tuple[int, Tensor]]:
+        """Separate chunk by chunk, yielding finished output as soon as it is final.
+
+        Yields:
+            ``(start, stems)``: consecutive segments ``(batch, 4, channels, n)`` starting at sample ``start``
+            that tile ``[0, samples)``. Memory stays bounded by the chunk length, whatever the input length
+            (the CLI writes the segments to disk as they come).
+        """
+        batch, channels, length = self._check(audio)
+        stereo = audio.expand(batch, 2, length) if channels == 1 else audio
+        chunk = self._grid(self.chunking.chunk_seconds)
+        context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
+        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
+        half_fade = math.ceil(crossfade / 2)
+        plan = chunk_plan(length, chunk, context, crossfade)
+        emitted, pending = 0, None
+        with torch.inference_mode():
+            for index, (owned_start, owned_stop, start, stop) in enumerate(
+                tqdm(plan, desc="chunks", unit="chunk", disable=not progress or len(plan) == 1, leave=False)
+            ):
+                part = stereo[..., start:stop].to(self.device, torch.float32)
+                estimate = self.separate_chunk(part)
+                if len(plan) > 1:
+                    estimate *= crossfade_weights(start, stop, owned_start, owned_stop, length, crossfade).to(
+                        estimate.device
+                    )
+                if pending is not None:  # the previous chunk's share of the cross-fade around owned_start
+                    estimate[..., emitted - start : emitted - start + pending.shape[-1]] += pending
+                final = length if index == len(plan) - 1 else owned_stop - half_fade
+                segment = estimate[..., emitted - start : final - start]
+                yield emitted, segment.mean(dim=2, keepdim=True) if channels == 1 else segment
+                pending = estimate[..., final - start : min(stop, owned_stop + half_fade) - start].clone()
+                emitted = final
+
+    def _check(self, audio: Tensor) -> tuple[int, int, int]:
         if audio.dim() != 3:
             raise ValueError(f"expected audio of shape (batch, channels, samples), got {tuple(audio.shape)}")
         batch, channels, length = audio.shape
         if channels not in (1, 2):
             raise ValueError(f"the models are stereo: got {channels} channels; downmix or pick two channels first")
-        stereo = audio.expand(batch, 2, length) if channels == 1 else audio
-        stereo = stereo.to(self.device, torch.float32)
-        with torch.inference_mode():
-            stems = self._separate_long(stereo, progress)
-            if channels == 1:
-                stems = stems.mean(dim=2, keepdim=True)
-        return stems
+        return batch, channels, length
 
     def _grid(self, seconds: float) -> int:
         """``seconds`` in samples, rounded up to a multiple of half a slice (keeps slices on one grid)."""
         hop = self.transform.slice_length // 2
         return max(1, math.ceil(seconds * self.sample_rate / hop)) * hop
 
-    def _separate_long(self, audio: Tensor, progress: bool) -> Tensor:
-        length = audio.shape[-1]
-        chunk = self._grid(self.chunking.chunk_seconds)
-        context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
-        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
-        plan = chunk_plan(length, chunk, context, crossfade)
-        if len(plan) == 1:
-            return self.separate_chunk(audio)
-        output = audio.new_zeros(audio.shape[0], len(self.sources), audio.shape[1], length)
-        for owned_start, owned_stop, start, stop in tqdm(plan, desc="chunks", unit="chunk", disable=not progress,
-                                                          leave=False):  # fmt: skip
-            weights = crossfade_weights(start, stop, owned_start, owned_stop, length, crossfade).to(audio.device)
-            output[..., start:stop] += self.separate_chunk(audio[..., start:stop]) * weights
-        return output
-
     def separate_chunk(self, audio: Tensor) -> Tensor:
         """One pass of sliCQT -> network -> inverse sliCQT: ``(batch, 2, n)`` -> ``(batch, 4, 2, n)``.
 
-        Inputs shorter than ``min_length`` are zero-padded (the network needs 3 slices) and cropped back.
+        Inputs shorter than ``min_length`` are zero-padded (the network needs 3 slices) and cropped back. The
+        targets are inverted one at a time, which keeps the inverse transform's memory at a quarter.
         """
         length = audio.shape[-1]
         if length < self.min_length:
             audio = nn.functional.pad(audio, (0, self.min_length - length))
-        blocks = [torch.view_as_real(block) for block in self.transform(audio)]
-        estimates = [torch.view_as_complex(estimate.contiguous()) for estimate in self.network(blocks)]
-        return self.transform.inverse(estimates, audio.shape[-1])[..., :length]
+        estimates = self.network([torch.view_as_real(block) for block in self.transform(audio)])
+        output = audio.new_empty(audio.shape[0], len(self.sources), 2, length)
+        for target in range(len(self.sources)):
+            blocks = [torch.view_as_complex(estimate[:, target].contiguous()) for estimate in estimates]
+            output[:, target] = self.transform.inverse(blocks, audio.shape[-1])[..., :length]
+        return output
 
 
 #: Runtime backends, with the reference's names.

@@ -119,3 +119,17 @@ def test_separate_numpy_any_rate() -> None:
     stereo = np.stack([audio, 0.5 * audio])
     stems = separate(stereo, 48000, separator=separator)
     assert all(s.shape == stereo.shape for s in stems.values())
+
+
+def test_stream_yields_consecutive_final_segments() -> None:
+    model = small_model(realtime=False)
+    audio = music_like(50.0, 16000)
+    separator = Separator(model, ChunkingConfig(chunk_seconds=12.0, context_seconds=2.0, crossfade_seconds=1.0))
+    segments = list(separator.stream(audio))
+    assert len(segments) > 3
+    starts = [start for start, _ in segments]
+    ends = [start + segment.shape[-1] for start, segment in segments]
+    assert starts[0] == 0 and ends[-1] == audio.shape[-1] and starts[1:] == ends[:-1]
+    torch.testing.assert_close(torch.cat([s for _, s in segments], dim=-1), separator(audio))
+    mono = list(separator.stream(audio[:, :1]))
+    assert all(segment.shape[2] == 1 for _, segment in mono)
