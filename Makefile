@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test lint demo clean-demo
+.PHONY: venv test lint demo
 
 venv: $(VENV)/.installed
 
@@ -23,3 +23,7 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check .
+
+# The main job on the embedded demo data: separate, NAL-R per listener, remix, HAAQI (see README).
+demo: venv
+	PYTHON=$(abspath $(PY)) recipes/cadenza/run_demo.sh

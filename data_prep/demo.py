@@ -1,6 +1,6 @@
 """The demo dataset: a small CAD1 Task 1-shaped tree that the main job uses when no data is given.
 
-``ensure_demo_dataset()`` generates it on first use (3 validation and 2 test songs of 20 s, 4 listeners
+``ensure_demo_dataset()`` generates it on first use (3 validation and 2 test songs of 10 s, 3 listeners
 per split) and returns its ``cad1/task1`` folder. Generation goes into a hidden sibling folder that is
 renamed into place when complete, with ``demo.json`` written last inside it, so an interrupted run never
 leaves something that looks like a finished dataset.
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.demo",
         description=(
-            "Generate the demo dataset (CAD1 Task 1 layout: 3 validation and 2 test songs of 20 s, 4 synthetic "
+            "Generate the demo dataset (CAD1 Task 1 layout: 3 validation and 2 test songs of 10 s, 3 synthetic "
             f"listeners per split) if it is absent, and print its cad1/task1 folder on stdout (progress and "
             f"status go to stderr). Default location: "
             f"${DEMO_ROOT_VARIABLE} if set, else <repository>/data/demo."

@@ -74,8 +74,8 @@ def test_the_demo_preset(tmp_path):
     assert (DEMO_PRESET.n_valid, DEMO_PRESET.n_test, DEMO_PRESET.seconds, DEMO_PRESET.listeners_per_split) == (
         3,
         2,
-        20.0,
-        4,
+        10.0,
+        3,
     )
     task_root = demo.ensure_demo_dataset(tmp_path / "demo")
     metadata = task_root / "metadata"
@@ -83,8 +83,8 @@ def test_the_demo_preset(tmp_path):
     assert [record["Split"] for record in valid] == ["valid"] * 3
     for record in valid:
         info = sf.info(task_root / "audio" / "musdb18hq" / "train" / record["Track Name"] / "mixture.wav")
-        assert info.frames == 20 * 44100
-    assert len(json.loads((metadata / "listeners.test.json").read_text())) == 4
+        assert info.frames == DEMO_PRESET.seconds * 44100
+    assert len(json.loads((metadata / "listeners.test.json").read_text())) == DEMO_PRESET.listeners_per_split
 
 
 def test_demo_root_is_an_ordinary_folder(tmp_path):
