@@ -39,7 +39,8 @@ RUN apt-get update \
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# torch first and pinned, so that no other requirement pulls another build.
+# torch first and pinned, so that no other requirement pulls another build. The CUDA image swaps ONNX Runtime for
+# its GPU build (the onnx-cuda backend).
 RUN if [ "$CPU_ONLY" = "1" ]; then \
         pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; \
     else \
@@ -52,7 +53,10 @@ COPY . .
 # pyclarity last and without its declared dependencies (they pull torchaudio, which does not load beside this
 # torch; the parts the recipe uses need only what the `cadenza` extra installs).
 RUN pip install -e ".[all]" \
-    && pip install --no-deps pyclarity==0.9.0
+    && pip install --no-deps pyclarity==0.9.0 \
+    && if [ "$CPU_ONLY" != "1" ]; then \
+        pip uninstall -y onnxruntime && pip install -e ".[onnx-cuda]"; \
+    fi
 
 # The demo dataset is generated at build time, so the default command runs offline; exp/ and data/ are writable
 # for any --user.
