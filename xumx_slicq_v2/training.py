@@ -460,6 +460,9 @@ def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) 
         history = resume_state["history"]
         stopper.load_state_dict(resume_state["early_stopping"])
         log(f"resuming {checkpoint_path} after epoch {resume_state['epoch']}")
+        if stopper.num_bad_epochs >= config.patience:
+            log(f"the run stopped early after epoch {resume_state['epoch']}; raise --patience to go on")
+            return metadata(args, history, stopper)
     elif (model_dir / WEIGHTS_NAME).is_file():
         if (model_dir / METADATA_NAME).is_file():
             check_same_model(json.loads((model_dir / METADATA_NAME).read_text())["args"], model_config, model_dir)
