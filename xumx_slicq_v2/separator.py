@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -230,6 +231,60 @@ class Separator(nn.Module):
 RUNTIME_BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
 
+def separate_stream(
+    audio: np.ndarray, sample_rate: float, separator: Separator, progress: bool = False
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """`separate` segment by segment, with memory bounded by the chunk length (plus the input).
+
+    The input is resampled once to the model's rate; each finished segment of `Separator.stream` is resampled
+    back as it comes (one soxr stream over all stems and channels, flushed at the end, identical to resampling
+    the whole stems at once), and the pieces are cropped or zero-padded so that they cover exactly the input.
+
+    Args:
+        audio: ``(channels, samples)`` with 1 or 2 channels, or ``(samples,)``.
+        sample_rate: of ``audio`` in Hz.
+
+    Yields:
+        ``(start, {source: array})``: consecutive pieces at ``sample_rate`` starting at sample ``start``, float32,
+        shaped like ``audio`` with ``n`` samples; they tile ``[0, samples)``.
+    """
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
+    mono_1d = audio.ndim == 1
+    audio2d = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    channels, length = audio2d.shape
+    separator._check(torch.from_numpy(audio2d)[None])  # a clear error before any work
+    model_rate_audio = torch.from_numpy(np.ascontiguousarray(resample(audio2d, sample_rate, separator.sample_rate)))
+    shape = (len(separator.sources), channels)
+    resampler = None
+    if sample_rate != separator.sample_rate:  # same quality as `xumx_slicq_v2.audio.resample`
+        resampler = soxr.ResampleStream(separator.sample_rate, sample_rate, math.prod(shape), "float32", "HQ")
+
+    def pieces() -> Iterator[np.ndarray]:
+        """Stems ``(sources, channels, n)`` at ``sample_rate``, in order (not yet cropped to ``length``)."""
+        for _, segment in separator.stream(model_rate_audio[None], progress):
+            stems = segment[0].cpu().numpy()
+            if resampler is None:
+                yield stems
+                continue
+            frames = np.ascontiguousarray(stems.reshape(-1, stems.shape[-1]).T)  # (n, sources * channels)
+            yield resampler.resample_chunk(frames).T.reshape(*shape, -1)
+        if resampler is not None:
+            yield resampler.resample_chunk(np.empty((0, math.prod(shape)), np.float32), last=True).T.reshape(*shape, -1)
+
+    def named(stems: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: stem[0] if mono_1d else stem for name, stem in zip(separator.sources, stems, strict=True)}
+
+    start = 0
+    for stems in pieces():
+        stems = stems[..., : length - start]
+        if stems.shape[-1]:
+            yield start, named(stems)
+            start += stems.shape[-1]
+    if start < length:  # the resampled stems came out short
+        yield start, named(np.zeros((*shape, length - start), np.float32))
+
+
 def separate(
     audio: np.ndarray,
     sample_rate: float,
@@ -238,7 +293,7 @@ def separate(
     device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Separate a numpy mixture at any sample rate.
+    """Separate a numpy mixture at any sample rate (in memory; `separate_stream` gives it piece by piece).
 
     Args:
         audio: ``(channels, samples)`` with 1 or 2 channels, or ``(samples,)``.
@@ -249,16 +304,8 @@ def separate(
         ``{source: array}`` with the input's shape and sample rate, float32.
     """
     separator = separator or Separator.from_pretrained(model, device=device)
-    mono_1d = audio.ndim == 1
-    audio2d = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    length = audio2d.shape[-1]
-    model_rate_audio = resample(audio2d, sample_rate, separator.sample_rate)
-    stems = separator(torch.from_numpy(np.ascontiguousarray(model_rate_audio))[None], progress=progress)[0]
-    stems = resample(stems.cpu().numpy(), separator.sample_rate, sample_rate)
-    if stems.shape[-1] < length:
-        stems = np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
-    stems = stems[..., :length]
-    return {
-        name: (stem[0] if mono_1d else stem).astype(np.float32, copy=False)
-        for name, stem in zip(separator.sources, stems, strict=True)
-    }
+    stems = {name: np.empty(np.shape(audio), np.float32) for name in separator.sources}
+    for start, piece in separate_stream(audio, sample_rate, separator, progress):
+        for name, stem in piece.items():
+            stems[name][..., start : start + stem.shape[-1]] = stem
+    return stems

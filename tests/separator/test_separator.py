@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from xumx_slicq_v2.audio import resample
 from xumx_slicq_v2.model import ModelConfig, build_unmix
-from xumx_slicq_v2.separator import ChunkingConfig, Separator, chunk_plan, crossfade_weights, separate
+from xumx_slicq_v2.separator import (
+    ChunkingConfig,
+    Separator,
+    chunk_plan,
+    crossfade_weights,
+    separate,
+    separate_stream,
+)
 
 
 @pytest.mark.parametrize("variant", ["offline", "realtime"])
@@ -133,3 +141,34 @@ def test_stream_yields_consecutive_final_segments() -> None:
     torch.testing.assert_close(torch.cat([s for _, s in segments], dim=-1), separator(audio))
     mono = list(separator.stream(audio[:, :1]))
     assert all(segment.shape[2] == 1 for _, segment in mono)
+
+
+@pytest.mark.parametrize(("rate", "channels", "seconds"), [(48000, 2, 12.3), (22050, 1, 11.0), (16000, 2, 12.0)])
+def test_separate_stream_pieces_equal_resampling_the_whole_stems(rate: int, channels: int, seconds: float) -> None:
+    separator = Separator(small_model(realtime=True), ChunkingConfig(chunk_seconds=4.0, context_seconds=2.0))
+    audio = music_like(seconds, rate, channels)[0].numpy()
+    if channels == 1:
+        audio = audio[0]  # (samples,) in, (samples,) out
+    pieces = list(separate_stream(audio, rate, separator))
+    assert len(pieces) > 2
+    starts = [start for start, _ in pieces]
+    ends = [start + piece["vocals"].shape[-1] for start, piece in pieces]
+    assert starts[0] == 0 and starts[1:] == ends[:-1] and ends[-1] == audio.shape[-1]
+    streamed = np.stack([np.concatenate([piece[name] for _, piece in pieces], -1) for name in separator.sources])
+    assert streamed.dtype == np.float32 and streamed.shape == (4, *audio.shape)
+    # the whole stems at the model rate, resampled back in one go and cropped/padded to the input's length
+    model_rate = torch.from_numpy(resample(np.atleast_2d(audio), rate, separator.sample_rate))[None]
+    whole = resample(separator(model_rate)[0].numpy(), separator.sample_rate, rate)
+    whole = whole[..., : audio.shape[-1]]
+    whole = np.pad(whole, [(0, 0), (0, 0), (0, audio.shape[-1] - whole.shape[-1])]).reshape(streamed.shape)
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-6)
+    in_memory = separate(audio, rate, separator=separator)
+    np.testing.assert_array_equal(np.stack([in_memory[name] for name in separator.sources]), streamed)
+
+
+def test_separate_stream_rejects_bad_shapes_before_any_work() -> None:
+    separator = Separator(small_model(realtime=True))
+    with pytest.raises(ValueError, match="3 channels"):
+        next(separate_stream(np.zeros((3, 16000), np.float32), 16000, separator))
+    with pytest.raises(ValueError, match="channels, samples"):
+        next(separate_stream(np.zeros((1, 2, 16000), np.float32), 16000, separator))
