@@ -243,10 +243,12 @@ class OnnxNetwork:
             estimates = self._run_bound(blocks)
         else:
             feed = {name: block.detach().cpu().float().contiguous().numpy() for name, block in zip(self.inputs, blocks)}
-            outputs = self.session.run(self.outputs, feed)
+            outputs = self.session.run(self.outputs, feed)  # only `estimates` may keep them (see the Wiener-EM)
             estimates = [torch.from_numpy(output).to(blocks[0].device) for output in outputs]
-        if self.wiener:
-            estimates = [self._wiener(estimate, block) for estimate, block in zip(estimates, blocks, strict=True)]
+            del outputs
+        if self.wiener:  # block by block, each mixture-phase estimate freed once refined (lower peak memory)
+            for index, block in enumerate(blocks):
+                estimates[index] = self._wiener(estimates[index], block)
         return estimates
 
     def _run_bound(self, blocks: Sequence[Tensor]) -> list[Tensor]:

@@ -3,32 +3,37 @@
 xumx-slicq-v2 song.mp3 albums/ --output-dir separated --model realtime --runtime-backend onnx-cpu
 
 Every input file gives ``OUT/<track>/<source>.<ext>`` at the input's sample rate and channel count (mono stays
-mono); folders are searched recursively for audio files. Outputs are written atomically and existing ones are
-kept (``--overwrite`` redoes them), so an interrupted run is resumed by running it again.
+mono); folders are searched recursively for audio files. Stems are written as they are separated, so memory
+stays bounded by the chunk length (plus the decoded input) whatever the song's length. Outputs are written
+atomically and existing ones are kept (``--overwrite`` redoes them), so an interrupted run is resumed by running
+it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, load_audio, write_audio
+from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
 from .model import SOURCES
-from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate
+from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate_stream
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -148,29 +153,90 @@ def select_stems(stems: dict[str, np.ndarray], options: OutputOptions) -> dict[s
     return selected
 
 
-def apply_clip_policy(stems: dict[str, np.ndarray], options: OutputOptions) -> tuple[dict[str, np.ndarray], str]:
-    """Fit the stems of one track into full scale for integer formats.
-
-    Returns:
-        the stems to write and a message for the user ("" when nothing was changed). ``rescale`` applies one
-        gain to all stems (their relative levels and their sum's shape are kept), ``clamp`` clips each
-        sample, ``none`` changes nothing.
-    """
-    if options.bits == "float" or options.clip == "none":
-        return stems, ""
-    peak = max(float(np.abs(stem).max(initial=0.0)) for stem in stems.values())
-    if peak <= 1.0:
-        return stems, ""
+def clip_message(options: OutputOptions, peak: float, clipped: int) -> str:
+    """What the clip policy did to a track whose stems peak at ``peak`` ("" when nothing was changed)."""
+    if options.bits == "float" or options.clip == "none" or peak <= 1.0:
+        return ""
     if options.clip == "rescale":
         gain = 1.0 / peak
-        message = (
+        return (
             f"stems peak at {peak:.3f} ({20 * math.log10(peak):+.1f} dBFS): all stems scaled by {gain:.3f} "
             f"({20 * math.log10(gain):+.1f} dB) to fit {options.bits}-bit, keeping their relative levels"
         )
-        return {name: stem * np.float32(gain) for name, stem in stems.items()}, message
-    clipped = sum(int(np.count_nonzero(np.abs(stem) > 1.0)) for stem in stems.values())
-    message = f"{clipped} samples beyond full scale clamped to fit {options.bits}-bit"
-    return {name: np.clip(stem, -1.0, 1.0) for name, stem in stems.items()}, message
+    return f"{clipped} samples beyond full scale clamped to fit {options.bits}-bit"
+
+
+class StemWriter:
+    """Writes the stems of one track piece by piece as they are separated, so that no whole stem is in memory.
+
+    Every output is written to a temporary file beside it (`xumx_slicq_v2.audio.atomic_path`), entered on
+    ``files``: closing that stack without an error moves them all onto their final names; an error or SIGTERM
+    removes them. Float outputs and integer outputs with ``--clip clamp|none`` are written in their final
+    format as the pieces come. ``--clip rescale`` needs the track's peak before the first sample is written:
+    its stems go to anonymous float32 scratch files (no name, so nothing is left even after SIGKILL) and are
+    converted block by block by `finish`.
+
+    Args:
+        outputs: the files to write, by stem name (a subset of ``options.names``).
+        options: what is written; the peak and the clip policy cover all of ``options.names``.
+        sample_rate, channels: of the outputs.
+        files: the stack that owns the open and temporary files.
+    """
+
+    #: Frames per block when converting rescaled scratch files.
+    BLOCK_FRAMES = 1 << 16
+
+    def __init__(
+        self,
+        outputs: dict[str, Path],
+        options: OutputOptions,
+        sample_rate: int,
+        channels: int,
+        files: contextlib.ExitStack,
+    ) -> None:
+        self.outputs, self.options, self.sample_rate, self.channels = outputs, options, sample_rate, channels
+        self.files = files
+        self.rescale = options.bits != "float" and options.clip == "rescale"
+        self.clamp = options.bits != "float" and options.clip == "clamp"
+        self.peak, self.clipped = 0.0, 0
+        self.sinks: dict[str, sf.SoundFile | IO[bytes]] = {}
+        for name, path in outputs.items():
+            if self.rescale:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.sinks[name] = files.enter_context(tempfile.TemporaryFile(dir=path.parent))
+            else:
+                self.sinks[name] = self._open(path)
+
+    def _open(self, path: Path) -> sf.SoundFile:
+        """A temporary file beside ``path`` in the output format, moved onto ``path`` when ``files`` closes."""
+        temporary = self.files.enter_context(atomic_path(path))
+        subtype, file_format = SUBTYPES[self.options.bits], self.options.ext.upper()
+        return self.files.enter_context(
+            sf.SoundFile(str(temporary), "w", self.sample_rate, self.channels, subtype=subtype, format=file_format)
+        )
+
+    def write(self, stems: dict[str, np.ndarray]) -> None:
+        """Append the next piece of every source ``{source: (channels, n)}``."""
+        selected = select_stems(stems, self.options)
+        self.peak = max(self.peak, *(float(np.abs(stem).max(initial=0.0)) for stem in selected.values()))
+        if self.clamp:
+            self.clipped += sum(int(np.count_nonzero(np.abs(stem) > 1.0)) for stem in selected.values())
+            selected = {name: np.clip(stem, -1.0, 1.0) for name, stem in selected.items()}
+        for name, sink in self.sinks.items():
+            # (n, channels); scratch files take the array's buffer: raw float32 frames
+            sink.write(np.ascontiguousarray(selected[name].T, dtype=np.float32))
+
+    def finish(self) -> str:
+        """Write the rescaled outputs (``--clip rescale``) and return the clip policy's message for the user."""
+        if self.rescale:
+            gain = np.float32(1.0 / max(self.peak, 1.0))
+            block_bytes = self.BLOCK_FRAMES * self.channels * np.dtype(np.float32).itemsize
+            for name, scratch in self.sinks.items():
+                output = self._open(self.outputs[name])
+                scratch.seek(0)
+                while block := scratch.read(block_bytes):
+                    output.write(np.frombuffer(block, np.float32).reshape(-1, self.channels) * gain)
+        return clip_message(self.options, self.peak, self.clipped)
 
 
 def remove_stale_temporaries(outputs: Sequence[Path]) -> None:
@@ -192,7 +258,9 @@ def separate_track(
     duration: float | None = None,
     progress: bool = False,
 ) -> TrackResult:
-    """Separate one file and write its stems; unreadable or unsupported input gives a ``failed`` result."""
+    """Separate one file and write its stems as the separated pieces come (memory bounded by the chunk length
+    plus the input); unreadable or unsupported input, or outputs that cannot be written, give a ``failed``
+    result."""
     outputs = track.outputs(options)
     missing = {name: path for name, path in outputs.items() if options.overwrite or not path.exists()}
     if not missing:
@@ -208,17 +276,21 @@ def separate_track(
             raise AudioError(f"{track.source}: no samples to separate")
     except AudioError as err:
         return TrackResult(track, "failed", messages=[str(err)])
-    stems = separate(audio, rate, separator=separator, progress=progress)
-    stems, message = apply_clip_policy(select_stems(stems, options), options)
+    channels, seconds = audio.shape[0], audio.shape[-1] / rate
     try:
         remove_stale_temporaries(list(outputs.values()))
-        for name, path in missing.items():
-            write_audio(path, stems[name], rate, subtype=SUBTYPES[options.bits])
+        with contextlib.ExitStack() as files:
+            writer = StemWriter(missing, options, rate, channels, files)
+            pieces = separate_stream(audio, rate, separator, progress)
+            del audio  # once resampled to the model's rate, the decoded input is not needed (freed if it was copied)
+            for _, stems in pieces:
+                writer.write(stems)
+            message = writer.finish()
     except (OSError, sf.SoundFileError) as err:
         return TrackResult(
             track, "failed", messages=[f"{track.source}: cannot write its stems to {track.out_dir} ({err})"]
         )
-    return TrackResult(track, "done", audio.shape[-1] / rate, [f"{track.source}: {message}"] if message else [])
+    return TrackResult(track, "done", seconds, [f"{track.source}: {message}"] if message else [])
 
 
 @dataclass(frozen=True)

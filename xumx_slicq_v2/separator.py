@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .audio import resample
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
 
@@ -231,14 +230,39 @@ class Separator(nn.Module):
 RUNTIME_BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
 
 
+#: Samples per call of a soxr resampling stream: small calls keep soxr's buffers and our copies small.
+RESAMPLE_BLOCK = 1 << 16
+
+
+def resample_in_blocks(
+    audio: np.ndarray, sample_rate: float, target_rate: float, block: int = RESAMPLE_BLOCK
+) -> np.ndarray:
+    """`xumx_slicq_v2.audio.resample` of ``(channels, samples)`` float32 through one soxr stream, ``block``
+    samples at a time: the same samples, holding only the input and the output (no transposed copies of the
+    whole signal). Returns ``audio`` itself when the rates match."""
+    if sample_rate == target_rate:
+        return audio
+    channels, length = audio.shape
+    stream = soxr.ResampleStream(sample_rate, target_rate, channels, "float32", "HQ")  # audio.resample's quality
+    output = np.empty((channels, math.ceil(length * target_rate / sample_rate)), np.float32)  # soxr's maximum
+    filled = 0
+    for start in range(0, max(length, 1), block):
+        frames = np.ascontiguousarray(audio[:, start : start + block].T, dtype=np.float32)
+        resampled = stream.resample_chunk(frames, last=start + block >= length)
+        output[:, filled : filled + resampled.shape[0]] = resampled.T
+        filled += resampled.shape[0]
+    return output[:, :filled]
+
+
 def separate_stream(
     audio: np.ndarray, sample_rate: float, separator: Separator, progress: bool = False
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """`separate` segment by segment, with memory bounded by the chunk length (plus the input).
 
-    The input is resampled once to the model's rate; each finished segment of `Separator.stream` is resampled
-    back as it comes (one soxr stream over all stems and channels, flushed at the end, identical to resampling
-    the whole stems at once), and the pieces are cropped or zero-padded so that they cover exactly the input.
+    The input is resampled once to the model's rate (and not referenced afterwards: a caller that drops its
+    own reference frees it); each finished segment of `Separator.stream` is resampled back as it comes (one
+    soxr stream over all stems and channels, flushed at the end: the same samples as resampling the whole
+    stems at once), and the pieces are cropped or zero-padded so that they cover exactly the input.
 
     Args:
         audio: ``(channels, samples)`` with 1 or 2 channels, or ``(samples,)``.
@@ -251,10 +275,11 @@ def separate_stream(
     if audio.ndim not in (1, 2):
         raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
     mono_1d = audio.ndim == 1
-    audio2d = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    channels, length = audio2d.shape
-    separator._check(torch.from_numpy(audio2d)[None])  # a clear error before any work
-    model_rate_audio = torch.from_numpy(np.ascontiguousarray(resample(audio2d, sample_rate, separator.sample_rate)))
+    channels, length = (1, *audio.shape) if mono_1d else audio.shape
+    separator._check(torch.empty(1, channels, length, device="meta"))  # a clear error before any work
+    model_rate_audio = resample_in_blocks(np.atleast_2d(audio), sample_rate, separator.sample_rate)
+    model_rate_audio = torch.from_numpy(model_rate_audio.astype(np.float32, copy=False))
+    del audio
     shape = (len(separator.sources), channels)
     resampler = None
     if sample_rate != separator.sample_rate:  # same quality as `xumx_slicq_v2.audio.resample`
@@ -267,8 +292,10 @@ def separate_stream(
             if resampler is None:
                 yield stems
                 continue
-            frames = np.ascontiguousarray(stems.reshape(-1, stems.shape[-1]).T)  # (n, sources * channels)
-            yield resampler.resample_chunk(frames).T.reshape(*shape, -1)
+            for start in range(0, stems.shape[-1], RESAMPLE_BLOCK):
+                block = stems[..., start : start + RESAMPLE_BLOCK]
+                frames = np.ascontiguousarray(block.reshape(-1, block.shape[-1]).T)  # (n, sources * channels)
+                yield resampler.resample_chunk(frames).T.reshape(*shape, -1)
         if resampler is not None:
             yield resampler.resample_chunk(np.empty((0, math.prod(shape)), np.float32), last=True).T.reshape(*shape, -1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from xumx_slicq_v2.inference import OutputOptions, apply_clip_policy, find_tracks, main, select_stems
+from xumx_slicq_v2.inference import OutputOptions, StemWriter, find_tracks, main, select_stems
 
 from .conftest import REPO, music, run_module, write_music
 
@@ -203,20 +204,50 @@ def test_entry_points_agree() -> None:
         assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == module_help.stdout
 
 
-def test_clip_policies() -> None:
-    stems = {"vocals": np.array([[0.5, -2.0]], np.float32), "drums": np.array([[1.5, 0.25]], np.float32)}
-    rescaled, message = apply_clip_policy(stems, OutputOptions(bits="16", clip="rescale", stems=("vocals", "drums")))
-    assert np.abs(np.concatenate(list(rescaled.values()))).max() == pytest.approx(1.0)
-    assert rescaled["vocals"][0, 0] / rescaled["drums"][0, 0] == pytest.approx(0.5 / 1.5)  # relative levels kept
-    assert "scaled by 0.500" in message and "relative levels" in message
-    clamped, message = apply_clip_policy(stems, OutputOptions(bits="24", clip="clamp"))
-    assert clamped["vocals"].tolist() == [[0.5, -1.0]] and clamped["drums"].tolist() == [[1.0, 0.25]]
-    assert message.startswith("2 samples")
-    for options in (OutputOptions(bits="16", clip="none"), OutputOptions(bits="float", clip="rescale")):
-        unchanged, message = apply_clip_policy(stems, options)
-        assert unchanged is stems and message == ""
-    quiet = {"vocals": np.array([[0.5]], np.float32)}
-    assert apply_clip_policy(quiet, OutputOptions(bits="16"))[0] is quiet
+def write_pieces(folder: Path, options: OutputOptions, names: tuple[str, ...], pieces: list[dict]) -> str:
+    """Write mono ``pieces`` with a `StemWriter` into ``folder/<name>.wav`` for ``names``; returns its message."""
+    with contextlib.ExitStack() as files:
+        writer = StemWriter({name: folder / f"{name}.wav" for name in names}, options, 8000, 1, files)
+        for piece in pieces:
+            writer.write({name: np.array([piece.get(name, [0.0, 0.0])], np.float32) for name in STEMS})
+        return writer.finish()
+
+
+def read_mono(path: Path) -> list[float]:
+    return sf.read(str(path))[0].tolist()
+
+
+def test_stem_writer_clip_policies_use_the_whole_tracks_peak(tmp_path) -> None:
+    # vocals peak at -2.0 in the second piece: rescale must scale the first piece too, and the drums with them
+    pieces = [{"vocals": [0.5, -0.25], "drums": [0.75, 0.25]}, {"vocals": [0.5, -2.0], "drums": [1.5, 0.25]}]
+    options = OutputOptions(bits="16", clip="rescale", stems=("vocals", "drums"))
+    message = write_pieces(tmp_path / "rescale", options, ("drums",), pieces)  # only drums missing on disk
+    assert "peak at 2.000" in message and "scaled by 0.500" in message and "relative levels" in message
+    assert sf.info(str(tmp_path / "rescale" / "drums.wav")).subtype == "PCM_16"
+    np.testing.assert_allclose(read_mono(tmp_path / "rescale" / "drums.wav"), [0.375, 0.125, 0.75, 0.125], atol=1e-4)
+    assert [path.name for path in (tmp_path / "rescale").iterdir()] == ["drums.wav"]  # no scratch files left
+
+    message = write_pieces(tmp_path / "clamp", OutputOptions(bits="24", clip="clamp"), ("vocals",), pieces)
+    assert message.startswith("2 samples beyond full scale clamped")
+    np.testing.assert_allclose(read_mono(tmp_path / "clamp" / "vocals.wav"), [0.5, -0.25, 0.5, -1.0], atol=1e-6)
+
+    assert write_pieces(tmp_path / "none", OutputOptions(bits="16", clip="none"), ("drums",), pieces) == ""
+    floats = OutputOptions(bits="float", clip="rescale")
+    assert write_pieces(tmp_path / "float", floats, ("vocals", "drums"), pieces) == ""
+    assert read_mono(tmp_path / "float" / "vocals.wav") == [0.5, -0.25, 0.5, -2.0]  # float: unchanged
+    quiet = [{"vocals": [0.5, -0.25]}]
+    assert write_pieces(tmp_path / "quiet", OutputOptions(bits="16"), ("vocals",), quiet) == ""
+    np.testing.assert_allclose(read_mono(tmp_path / "quiet" / "vocals.wav"), [0.5, -0.25], atol=1e-4)
+
+
+@pytest.mark.parametrize("bits", ["float", "16"])
+def test_stem_writer_leaves_nothing_when_interrupted(tmp_path, bits) -> None:
+    options = OutputOptions(bits=bits, stems=("vocals", "drums"), accompaniment=True)
+    with pytest.raises(KeyboardInterrupt), contextlib.ExitStack() as files:
+        writer = StemWriter({name: tmp_path / f"{name}.wav" for name in options.names}, options, 8000, 2, files)
+        writer.write({name: np.full((2, 100), 0.1, np.float32) for name in STEMS})
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_options_and_stem_selection() -> None:
