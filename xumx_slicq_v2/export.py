@@ -47,7 +47,7 @@ ONNX_OPSET = 17
 FINGERPRINT_KEY = "xumx_slicq_v2.fingerprint"
 WIENER_KEY = "xumx_slicq_v2.wiener_in_torch"
 #: Changes whenever the exported graph's layout changes, so that older cached files are exported again.
-EXPORT_LAYOUT_VERSION = "1"
+EXPORT_LAYOUT_VERSION = "2"
 #: Slices of the example input used for tracing, and of the second input used to check the dynamic axis.
 TRACE_SLICES, CHECK_SLICES = 4, 7
 #: Relative tolerance of the post-export check (float32 graph against eager torch).

@@ -3,13 +3,15 @@
 Layout: a block of the transform is ``(batch, channels, freq, slices, coefs)`` complex; the network flattens
 ``(slices, coefs)`` into one time axis of ``slices * coefs`` frames, predicts one sigmoid mask per target and
 applies it to the mixture magnitude, then recovers phase with Wiener-EM (offline) or the mixture phase
-(realtime). Outputs are batch-first: ``(batch, targets, channels, freq, slices, coefs)``, targets in the order
-of `SOURCES`.
+(realtime, and offline models without Wiener-EM iterations). Outputs are batch-first:
+``(batch, targets, channels, freq, slices, coefs)``, targets in the order of `SOURCES`.
 
 The parameters live in per-target ``nn.Sequential`` modules so that the state_dict has exactly the keys, order
 and shapes of the reference checkpoints (``sliced_umx.<block>.cdaes.<target>.<layer>.<name>``); the forward
 pass runs the four targets of a block as one grouped convolution (BatchNorm folded into the convolutions in
-eval mode).
+eval mode). A few operations take another, equivalent form while exporting to ONNX (`mask_mixture`,
+`stride_one_conv_transpose`, `half_overlap_conv_transpose`): the forms fastest in torch are slow in ONNX
+Runtime and the other way round.
 """
 
 from __future__ import annotations
@@ -224,20 +226,20 @@ class SlicedCDAE(nn.Module):
             )
         magnitude = (mix[..., 0].square() + mix[..., 1].square()).sqrt().reshape(batch, channels, freq, slices * coefs)
         normalised = (magnitude + self.input_mean[:, None]) * self.input_scale[:, None]
-        masks = self.masks(normalised).reshape(batch, len(SOURCES), channels, freq, slices * coefs)
-        if self.config.realtime:
-            # mask * |X| * exp(j angle X) == mask * X (also for X == 0)
-            estimates = masks.unsqueeze(-1) * mix.reshape(batch, 1, channels, freq, slices * coefs, 2)
-        else:
-            estimates = wiener_real(
-                masks * magnitude.detach().unsqueeze(1),
-                mix.reshape(batch, channels, freq, slices * coefs, 2),
-                iterations=self.config.wiener_iterations,
-                window=self.config.wiener_window,
-                eps=self.config.wiener_eps,
-            )
         shape = (batch, len(SOURCES), channels, freq, slices, coefs)
-        return estimates.reshape(*shape, 2), masks.reshape(shape)
+        masks = self.masks(normalised).reshape(shape)
+        if self.config.realtime or self.config.wiener_iterations == 0:
+            # mixture phase: mask * |X| * exp(j angle X) == mask * X (also for X == 0); computed in the output's
+            # shape, which spares ONNX Runtime a copy
+            return mask_mixture(masks, mix.unsqueeze(1)), masks
+        estimates = wiener_real(
+            masks.reshape(batch, len(SOURCES), channels, freq, slices * coefs) * magnitude.detach().unsqueeze(1),
+            mix.reshape(batch, channels, freq, slices * coefs, 2),
+            iterations=self.config.wiener_iterations,
+            window=self.config.wiener_window,
+            eps=self.config.wiener_eps,
+        )
+        return estimates.reshape(*shape, 2), masks
 
     def masks(self, normalised: torch.Tensor) -> torch.Tensor:
         """All targets' masks from the normalised magnitude ``(batch, 2, freq, frames)``:
@@ -255,7 +257,7 @@ class SlicedCDAE(nn.Module):
         x = self._norm_relu(x, 0)
         x = F.conv2d(x, *layers[3], groups=groups)
         x = self._norm_relu(x, 3)
-        x = F.conv_transpose2d(x, *layers[6], groups=groups)
+        x = stride_one_conv_transpose(x, *layers[6], groups=groups)
         x = self._norm_relu(x, 6)
         x = half_overlap_conv_transpose(x, *layers[9], groups=groups)
         return torch.sigmoid(x[..., :freq, :frames])
@@ -312,6 +314,42 @@ class SlicedCDAE(nn.Module):
         return F.relu_(x)
 
 
+def mask_mixture(masks: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Masks times complex mixture: ``(..., frames)`` real masks and ``(..., frames, 2)`` real/imag mixture
+    (broadcast against each other) -> ``(..., frames, 2)``.
+
+    torch broadcasts the masks over the real/imag axis; while exporting to ONNX the two parts are multiplied
+    apart and stacked (the same values), as ONNX Runtime is slow at broadcasting over a last axis of 2 (and
+    torch is slower at the stacked form).
+    """
+    if torch.onnx.is_in_onnx_export():
+        real, imag = mix.unbind(-1)
+        return torch.stack((masks * real, masks * imag), dim=-1)
+    return masks.unsqueeze(-1) * mix
+
+
+def stride_one_conv_transpose(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int
+) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, bias, groups=groups)``; while exporting to ONNX the same as a plain
+    convolution with the flipped kernel over the zero-padded input (ONNX Runtime's Conv is much faster than its
+    ConvTranspose).
+
+    Args:
+        x: ``(batch, groups * in_channels, rows, frames)``.
+        weight: ``(groups * in_channels, out_channels, height, width)`` (ConvTranspose2d layout).
+
+    Returns:
+        ``(batch, groups * out_channels, rows + height - 1, frames + width - 1)``.
+    """
+    if not torch.onnx.is_in_onnx_export():
+        return F.conv_transpose2d(x, weight, bias, groups=groups)
+    channels, out_channels, height, width = weight.shape
+    kernel = weight.reshape(groups, channels // groups, out_channels, height, width).transpose(1, 2)
+    kernel = kernel.reshape(groups * out_channels, channels // groups, height, width).flip(2, 3)
+    return F.conv2d(x, kernel, bias, padding=(height - 1, width - 1), groups=groups)
+
+
 def half_overlap_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
     """``F.conv_transpose2d(x, weight, bias, stride=(1, width // 2), groups=groups)`` for an even kernel
     ``width``, computed as one batched matrix product and an overlap-add of half-kernels (much faster on CPU
@@ -324,10 +362,15 @@ def half_overlap_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: tor
 
     Returns:
         ``(batch, groups * out_channels, rows + height - 1, (frames + 1) * width // 2)``.
+
+    While exporting to ONNX this is the plain transposed convolution: one ConvTranspose node, which ONNX Runtime
+    runs faster than the MatMul + ScatterND that the matrix form exports to.
     """
-    batch, channels, rows, frames = x.shape
     _, out_channels, height, width = weight.shape
     hop = width // 2
+    if torch.onnx.is_in_onnx_export():
+        return F.conv_transpose2d(x, weight, bias, stride=(1, hop), groups=groups)
+    batch, channels, rows, frames = x.shape
     in_channels = channels // groups
     # (batch, groups, rows * frames, in) @ (groups, in, out * height * width): every input position's kernel
     columns = x.permute(0, 2, 3, 1).reshape(batch, rows * frames, groups, in_channels).transpose(1, 2)

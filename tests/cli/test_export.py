@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from xumx_slicq_v2 import export
+from xumx_slicq_v2 import export, model
 from xumx_slicq_v2.export import (
     FINGERPRINT_KEY,
     ONNX_FILENAME,
@@ -132,3 +133,27 @@ def test_export_command_onnx_and_torchscript(tmp_path, offline_dir, capsys) -> N
 
     with pytest.raises(SystemExit, match="missing"):
         export.main(["--model", str(tmp_path / "missing"), "--out", str(onnx_file)])
+
+
+def test_export_forms_equal_the_torch_forms(monkeypatch) -> None:
+    """The ONNX-friendly forms of three operations give the torch forms' values (checked in eager torch)."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4 * 6, 7, 9, generator=generator)
+    mix = torch.randn(2, 1, 2, 5, 11, 2, generator=generator)
+    masks = torch.rand(2, 4, 2, 5, 11, generator=generator)
+    cases = [
+        (model.stride_one_conv_transpose, (x, torch.randn(24, 5, 3, 4, generator=generator), torch.randn(20), 4)),
+        (model.half_overlap_conv_transpose, (x, torch.randn(24, 2, 3, 8, generator=generator), torch.randn(8), 4)),
+        (model.mask_mixture, (masks, mix)),
+    ]
+    eager = [function(*args) for function, args in cases]
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    for (function, args), expected in zip(cases, eager, strict=True):
+        torch.testing.assert_close(function(*args), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_exported_realtime_graph_uses_the_onnx_runtime_friendly_forms(exported_realtime_dir) -> None:
+    blocks = len(load_small(exported_realtime_dir, realtime=True).block_shapes)
+    ops = Counter(node.op_type for node in onnx.load(str(exported_realtime_dir / ONNX_FILENAME)).graph.node)
+    assert ops["ScatterND"] == 0 and ops["MatMul"] == 0  # not the matrix form of the last layer
+    assert ops["ConvTranspose"] == blocks and ops["Conv"] == 3 * blocks  # only the strided last layer transposed
