@@ -218,7 +218,8 @@ class StemWriter:
     def write(self, stems: dict[str, np.ndarray]) -> None:
         """Append the next piece of every source ``{source: (channels, n)}``."""
         selected = select_stems(stems, self.options)
-        self.peak = max(self.peak, *(float(np.abs(stem).max(initial=0.0)) for stem in selected.values()))
+        if self.rescale or self.clamp:
+            self.peak = max(self.peak, *(float(np.abs(stem).max(initial=0.0)) for stem in selected.values()))
         if self.clamp:
             self.clipped += sum(int(np.count_nonzero(np.abs(stem) > 1.0)) for stem in selected.values())
             selected = {name: np.clip(stem, -1.0, 1.0) for name, stem in selected.items()}

@@ -272,6 +272,7 @@ def separate_stream(
         ``(start, {source: array})``: consecutive pieces at ``sample_rate`` starting at sample ``start``, float32,
         shaped like ``audio`` with ``n`` samples; they tile ``[0, samples)``.
     """
+    audio = np.asarray(audio)
     if audio.ndim not in (1, 2):
         raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
     mono_1d = audio.ndim == 1
