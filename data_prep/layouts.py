@@ -15,7 +15,6 @@ settings, and a run with other settings refuses to mix its songs in.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from data_prep.config import GENERATOR_VERSION, SAMPLE_RATE, STEMS
 from data_prep.listeners import make_listeners
 from data_prep.synth import render_song, write_song
 from xumx_slicq_v2.audio import write_text_atomic
+from xumx_slicq_v2.data import validation_track_names
 
 SPLITS = ("train", "valid", "test")
 
@@ -72,24 +72,6 @@ TITLE_NOUNS = (
 # fmt: on
 
 
-def validation_track_names() -> list[str]:
-    """Track names of the musdb "valid" split, read from the installed musdb package's ``configs/mus.yaml``."""
-    spec = importlib.util.find_spec("musdb")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "validation songs are named after the musdb 'valid' split, read from the musdb package "
-            "(pip install 'xumx-slicq-v2[musdb]')"
-        )
-    import yaml  # a dependency of musdb
-
-    setup_path = Path(next(iter(spec.submodule_search_locations))) / "configs" / "mus.yaml"
-    with open(setup_path, encoding="utf-8") as file:
-        names = (yaml.safe_load(file) or {}).get("validation_tracks")
-    if not names:
-        raise RuntimeError(f"{setup_path}: no 'validation_tracks' list")
-    return [str(name) for name in names]
-
-
 def _invented_names(seed: int, split: str, count: int) -> list[str]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), 99]))
     names: list[str] = []
@@ -109,7 +91,7 @@ def track_names(seed: int, n_train: int, n_valid: int, n_test: int) -> dict[str,
     count keeps the songs of a smaller one."""
     valid: list[str] = []
     if n_valid:
-        pool = validation_track_names()
+        pool = list(validation_track_names())
         if n_valid > len(pool):
             raise ValueError(f"at most {len(pool)} validation songs (the musdb 'valid' split), got {n_valid}")
         valid = pool[:n_valid]

@@ -33,7 +33,18 @@ def _load_test_helper(path: Path) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def formula_state_dict() -> dict:
+def reference_weights() -> ModuleType:
+    """``tests/model/reference_weights.py``: formula weights and the Bark 262 block table of the reference."""
+    return _load_test_helper(Path(__file__).resolve().parent / "model" / "reference_weights.py")
+
+
+@pytest.fixture(scope="session")
+def formula_state_dict(reference_weights: ModuleType) -> dict:
     """The reference-format state_dict of the formula-defined weights (reference-vectors README section 3)."""
-    helper = _load_test_helper(Path(__file__).resolve().parent / "model" / "reference_weights.py")
-    return helper.formula_state_dict(REFERENCE_VECTORS / "state_dict_keys.txt")
+    return reference_weights.formula_state_dict(REFERENCE_VECTORS / "state_dict_keys.txt")
+
+
+@pytest.fixture(scope="session")
+def bark262_block_shapes(reference_weights: ModuleType) -> list[tuple[int, int]]:
+    """(F, T) per block of the Bark 262 / 32.9 Hz / 44.1 kHz sliCQT, from the reference's block table."""
+    return reference_weights.BARK262_BLOCK_SHAPES

@@ -40,7 +40,7 @@ def test_tree_layout(musdb_tree):
 
 def test_track_names():
     names = track_names(seed=1, n_train=30, n_valid=14, n_test=30)
-    assert names["valid"] == validation_track_names()
+    assert names["valid"] == list(validation_track_names())
     invented = names["train"] + names["test"]
     assert len(set(invented)) == len(invented) == 60
     assert all(TRACK_NAME.match(name) for name in invented), invented
