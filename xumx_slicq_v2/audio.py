@@ -6,6 +6,7 @@ Arrays are channels-first everywhere: ``(channels, samples)`` float32 in [-1, 1]
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -65,14 +66,34 @@ def load_audio(
     return np.ascontiguousarray(audio.T), int(sample_rate)
 
 
-def resample(audio: np.ndarray, sample_rate: float, target_rate: float, quality: str = "HQ") -> np.ndarray:
-    """Resample along the last axis with soxr; ``audio`` is ``(..., samples)``. Identity if rates match."""
+#: Samples per call of a soxr resampling stream (`resample` with ``block``).
+RESAMPLE_BLOCK = 1 << 16
+
+
+def resample(
+    audio: np.ndarray, sample_rate: float, target_rate: float, quality: str = "HQ", block: int | None = None
+) -> np.ndarray:
+    """Resample along the last axis with soxr; ``audio`` is ``(..., samples)``. Identity if rates match.
+
+    ``block``: resample through one soxr stream, ``block`` samples at a time (e.g. `RESAMPLE_BLOCK`): the same
+    samples, holding only the input and the output instead of transposed copies of the whole signal.
+    """
     if sample_rate == target_rate:
         return audio
     flat = audio.reshape(-1, audio.shape[-1])
-    out = soxr.resample(np.ascontiguousarray(flat.T), sample_rate, target_rate, quality=quality)
-    out = np.asarray(out, dtype=audio.dtype)
-    return np.ascontiguousarray(out.T).reshape(*audio.shape[:-1], out.shape[0])
+    if block is None:
+        out = np.asarray(soxr.resample(np.ascontiguousarray(flat.T), sample_rate, target_rate, quality=quality))
+        return np.ascontiguousarray(out.T, dtype=audio.dtype).reshape(*audio.shape[:-1], out.shape[0])
+    channels, length = flat.shape
+    stream = soxr.ResampleStream(sample_rate, target_rate, channels, str(audio.dtype), quality)
+    out = np.empty((channels, math.ceil(length * target_rate / sample_rate)), audio.dtype)  # soxr's maximum
+    filled = 0
+    for start in range(0, max(length, 1), block):
+        frames = np.ascontiguousarray(flat[:, start : start + block].T)  # (n, channels)
+        resampled = stream.resample_chunk(frames, last=start + block >= length)
+        out[:, filled : filled + resampled.shape[0]] = resampled.T
+        filled += resampled.shape[0]
+    return out[:, :filled].reshape(*audio.shape[:-1], filled)
 
 
 @contextlib.contextmanager

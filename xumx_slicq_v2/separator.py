@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .audio import RESAMPLE_BLOCK, resample
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
 
@@ -156,7 +157,7 @@ class Separator(nn.Module):
 
     def forward(self, audio: Tensor, progress: bool = False) -> Tensor:
         """Separate ``audio`` ``(batch, channels, samples)`` (1 or 2 channels) -> ``(batch, 4, channels, samples)``."""
-        batch, channels, length = self._check(audio)
+        batch, channels, length = check_audio_shape(audio.shape)
         output = torch.empty(batch, len(self.sources), channels, length, device=self.device)
         for start, segment in self.stream(audio, progress):
             output[..., start : start + segment.shape[-1]] = segment
@@ -170,7 +171,7 @@ class Separator(nn.Module):
             that tile ``[0, samples)``. Memory stays bounded by the chunk length, whatever the input length
             (the CLI writes the segments to disk as they come).
         """
-        batch, channels, length = self._check(audio)
+        batch, channels, length = check_audio_shape(audio.shape)
         stereo = audio.expand(batch, 2, length) if channels == 1 else audio
         chunk = self._grid(self.chunking.chunk_seconds)
         context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
@@ -196,14 +197,6 @@ class Separator(nn.Module):
                 pending = estimate[..., final - start : min(stop, owned_stop + half_fade) - start].clone()
                 emitted = final
 
-    def _check(self, audio: Tensor) -> tuple[int, int, int]:
-        if audio.dim() != 3:
-            raise ValueError(f"expected audio of shape (batch, channels, samples), got {tuple(audio.shape)}")
-        batch, channels, length = audio.shape
-        if channels not in (1, 2):
-            raise ValueError(f"the models are stereo: got {channels} channels; downmix or pick two channels first")
-        return batch, channels, length
-
     def _grid(self, seconds: float) -> int:
         """``seconds`` in samples, rounded up to a multiple of half a slice (keeps slices on one grid)."""
         hop = self.transform.slice_length // 2
@@ -226,32 +219,18 @@ class Separator(nn.Module):
         return output
 
 
+def check_audio_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    """``(batch, channels, samples)`` of a separator input's shape, or an error that says what is wrong."""
+    if len(shape) != 3:
+        raise ValueError(f"expected audio of shape (batch, channels, samples), got {tuple(shape)}")
+    batch, channels, length = shape
+    if channels not in (1, 2):
+        raise ValueError(f"the models are stereo: got {channels} channels; downmix or pick two channels first")
+    return batch, channels, length
+
+
 #: Runtime backends, with the reference's names.
 RUNTIME_BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
-
-
-#: Samples per call of a soxr resampling stream: small calls keep soxr's buffers and our copies small.
-RESAMPLE_BLOCK = 1 << 16
-
-
-def resample_in_blocks(
-    audio: np.ndarray, sample_rate: float, target_rate: float, block: int = RESAMPLE_BLOCK
-) -> np.ndarray:
-    """`xumx_slicq_v2.audio.resample` of ``(channels, samples)`` float32 through one soxr stream, ``block``
-    samples at a time: the same samples, holding only the input and the output (no transposed copies of the
-    whole signal). Returns ``audio`` itself when the rates match."""
-    if sample_rate == target_rate:
-        return audio
-    channels, length = audio.shape
-    stream = soxr.ResampleStream(sample_rate, target_rate, channels, "float32", "HQ")  # audio.resample's quality
-    output = np.empty((channels, math.ceil(length * target_rate / sample_rate)), np.float32)  # soxr's maximum
-    filled = 0
-    for start in range(0, max(length, 1), block):
-        frames = np.ascontiguousarray(audio[:, start : start + block].T, dtype=np.float32)
-        resampled = stream.resample_chunk(frames, last=start + block >= length)
-        output[:, filled : filled + resampled.shape[0]] = resampled.T
-        filled += resampled.shape[0]
-    return output[:, :filled]
 
 
 def separate_stream(
@@ -277,8 +256,8 @@ def separate_stream(
         raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
     mono_1d = audio.ndim == 1
     channels, length = (1, *audio.shape) if mono_1d else audio.shape
-    separator._check(torch.empty(1, channels, length, device="meta"))  # a clear error before any work
-    model_rate_audio = resample_in_blocks(np.atleast_2d(audio), sample_rate, separator.sample_rate)
+    check_audio_shape((1, channels, length))  # a clear error before any work
+    model_rate_audio = resample(np.atleast_2d(audio), sample_rate, separator.sample_rate, block=RESAMPLE_BLOCK)
     model_rate_audio = torch.from_numpy(model_rate_audio.astype(np.float32, copy=False))
     del audio
     shape = (len(separator.sources), channels)

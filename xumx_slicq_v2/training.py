@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -472,7 +473,7 @@ def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) 
         # each process reads a share of the training mixtures; the moments are summed over processes
         shard = train_tracks[runtime.rank :: runtime.world_size]
         mixtures = (item[0] for item in FullTrackDataset(shard, mixture_only=True)) if shard else iter(())
-        combine = lambda moments: all_reduce_tensor(moments, runtime)  # noqa: E731
+        combine = functools.partial(all_reduce_tensor, runtime=runtime)
         set_input_statistics(model, input_statistics(transform, mixtures, runtime.device, progress, combine))
 
     model.to(runtime.device)

@@ -34,21 +34,16 @@ def random_model(config: ModelConfig, seed: int = 0) -> Unmix:
     return model.eval()
 
 
-def write_model_dir(folder: Path, model: Unmix) -> Path:
-    """A reference-format model folder: ``xumx_slicq_v2.pth`` (bare state_dict) + ``xumx_slicq_v2.json``."""
-    return save_model(folder, model)
-
-
 @pytest.fixture(scope="session")
 def realtime_dir(tmp_path_factory) -> Path:
-    return write_model_dir(
+    return save_model(
         tmp_path_factory.mktemp("models") / "realtime", random_model(ModelConfig(**SMALL_CONFIG, realtime=True))
     )
 
 
 @pytest.fixture(scope="session")
 def offline_dir(tmp_path_factory) -> Path:
-    return write_model_dir(tmp_path_factory.mktemp("models") / "offline", random_model(ModelConfig(**SMALL_CONFIG)))
+    return save_model(tmp_path_factory.mktemp("models") / "offline", random_model(ModelConfig(**SMALL_CONFIG)))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from xumx_slicq_v2 import export, model
+from xumx_slicq_v2.checkpoint import save_model
 from xumx_slicq_v2.export import (
     FINGERPRINT_KEY,
     ONNX_FILENAME,
@@ -23,7 +24,7 @@ from xumx_slicq_v2.export import (
 from xumx_slicq_v2.model import ModelConfig, build_unmix
 from xumx_slicq_v2.separator import Separator
 
-from .conftest import SMALL_CONFIG, music, random_model, write_model_dir
+from .conftest import SMALL_CONFIG, music, random_model
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -41,7 +42,7 @@ def load_small(model_dir, **overrides) -> torch.nn.Module:
 def test_onnx_cpu_equals_torch_cpu_for_the_realtime_model(tmp_path, reference_vectors, formula_state_dict) -> None:
     model = build_unmix(ModelConfig(realtime=True))
     model.load_state_dict(formula_state_dict, strict=True)
-    model_dir = write_model_dir(tmp_path / "realtime", model)
+    model_dir = save_model(tmp_path / "realtime", model)
     audio = torch.from_numpy(np.load(reference_vectors / "input.npy"))
     torch_stems = Separator.from_pretrained(str(model_dir), runtime_backend="torch-cpu")(audio)
     onnx_separator = Separator.from_pretrained(str(model_dir), runtime_backend="onnx-cpu")
