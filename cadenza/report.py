@@ -179,7 +179,10 @@ def plot_report(summary: dict, path: str | Path) -> None:
     by_stem.legend()
     if "per_severity" in summary:
         groups = summary["per_severity"]["better_ear"]
-        names = [f"{level}\n({entry['listeners']} listeners)" for level, entry in groups.items()]
+        names = [
+            f"{level}\n({entry['listeners']} listener{'' if entry['listeners'] == 1 else 's'})"
+            for level, entry in groups.items()
+        ]
         title = "HAAQI per listener severity (better ear)"
     else:
         groups = summary["per_listener"]
