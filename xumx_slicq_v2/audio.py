@@ -27,6 +27,44 @@ class AudioError(RuntimeError):
     """An audio file could not be read or has an unusable format (the message names the file)."""
 
 
+def first_nonfinite(audio: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the earliest NaN or infinite sample of ``audio`` ``(..., samples)``, or ``None`` if all are finite.
+
+    "Earliest" is along the last (time) axis; among the rows bad at that sample, the first. The index has one
+    entry per axis (e.g. ``(channel, sample)``).
+    """
+    audio = np.asarray(audio)
+    if audio.size == 0 or np.isfinite(audio).all():
+        return None
+    bad = ~np.isfinite(audio.reshape(-1, audio.shape[-1]))
+    sample = int(bad.any(axis=0).argmax())
+    row = int(bad[:, sample].argmax())
+    return (*(int(i) for i in np.unravel_index(row, audio.shape[:-1])), sample)
+
+
+def check_finite(audio: np.ndarray, where: str, sample_rate: float | None = None, offset: int = 0) -> None:
+    """Raise ``ValueError`` naming ``where``, the first non-finite sample and its channel, if ``audio``
+    ``(channels, samples)`` (or ``(samples,)``, or ``(batch, channels, samples)``) holds NaN or infinity.
+
+    ``offset``: index in the file of ``audio``'s first sample (e.g. after a ``--start``), added to the sample index.
+    """
+    index = first_nonfinite(audio)
+    if index is None:
+        return
+    *rows, sample = index
+    value = np.asarray(audio)[tuple(index)]
+    position = f"sample {sample + offset}"
+    if sample_rate:
+        position += f" ({(sample + offset) / sample_rate:.3f} s)"
+    shape = np.shape(audio)
+    where_in = []
+    if len(rows) == 2:
+        where_in.append(f"batch item {rows[0]}")
+    if rows:
+        where_in.append(f"channel {rows[-1] + 1} of {shape[-2]}")
+    raise ValueError(f"{where}: non-finite audio: the first is {value} at {', '.join([position, *where_in])}")
+
+
 def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
     """soundfile metadata (samplerate, channels, frames, subtype) with a clear error on failure."""
     try:

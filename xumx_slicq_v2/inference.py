@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
+from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, check_finite, load_audio
 from .model import SOURCES
 from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate_stream
 
@@ -260,8 +260,8 @@ def separate_track(
     progress: bool = False,
 ) -> TrackResult:
     """Separate one file and write its stems as the separated pieces come (memory bounded by the chunk length
-    plus the input); unreadable or unsupported input, or outputs that cannot be written, give a ``failed``
-    result."""
+    plus the input); unreadable or unsupported input (also NaN or infinite samples: nothing is written), or
+    outputs that cannot be written, give a ``failed`` result."""
     outputs = track.outputs(options)
     missing = {name: path for name, path in outputs.items() if options.overwrite or not path.exists()}
     if not missing:
@@ -275,7 +275,8 @@ def separate_track(
             )
         if audio.shape[-1] == 0:
             raise AudioError(f"{track.source}: no samples to separate")
-    except AudioError as err:
+        check_finite(audio, str(track.source), rate, offset=round(start * rate))
+    except (AudioError, ValueError) as err:
         return TrackResult(track, "failed", messages=[str(err)])
     channels, seconds = audio.shape[0], audio.shape[-1] / rate
     try:

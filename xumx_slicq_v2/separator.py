@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .audio import RESAMPLE_BLOCK, resample
+from .audio import RESAMPLE_BLOCK, check_finite, resample
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
 
@@ -170,8 +170,13 @@ class Separator(nn.Module):
             ``(start, stems)``: consecutive segments ``(batch, 4, channels, n)`` starting at sample ``start``
             that tile ``[0, samples)``. Memory stays bounded by the chunk length, whatever the input length
             (the CLI writes the segments to disk as they come).
+
+        Raises:
+            ValueError: for a bad shape, or NaN or infinite samples (naming the first one), before any work.
         """
         batch, channels, length = check_audio_shape(audio.shape)
+        if not torch.isfinite(audio).all():
+            check_finite(audio.detach().cpu().numpy(), "input audio")
         stereo = audio.expand(batch, 2, length) if channels == 1 else audio
         chunk = self._grid(self.chunking.chunk_seconds)
         context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
@@ -256,7 +261,8 @@ def separate_stream(
         raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
     mono_1d = audio.ndim == 1
     channels, length = (1, *audio.shape) if mono_1d else audio.shape
-    check_audio_shape((1, channels, length))  # a clear error before any work
+    check_audio_shape((1, channels, length))  # clear errors before any work
+    check_finite(audio, "input audio", sample_rate)
     model_rate_audio = resample(np.atleast_2d(audio), sample_rate, separator.sample_rate, block=RESAMPLE_BLOCK)
     model_rate_audio = torch.from_numpy(model_rate_audio.astype(np.float32, copy=False))
     del audio
@@ -309,6 +315,9 @@ def separate(
 
     Returns:
         ``{source: array}`` with the input's shape and sample rate, float32.
+
+    Raises:
+        ValueError: for a bad shape, or NaN or infinite samples (naming the first sample and channel).
     """
     separator = separator or Separator.from_pretrained(model, device=device)
     stems = {name: np.empty(np.shape(audio), np.float32) for name in separator.sources}

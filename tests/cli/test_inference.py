@@ -119,6 +119,29 @@ def test_bad_files_are_named_and_skipped_with_exit_status_1(tmp_path, realtime_d
     assert not (out / "corrupt").exists() and not (out / "surround").exists()
 
 
+def test_non_finite_input_is_named_and_writes_nothing(tmp_path, realtime_dir, capsys) -> None:
+    songs = tmp_path / "songs"
+    write_music(songs / "good1.wav", 1.0, 16000, seed=1)
+    write_music(songs / "good2.wav", 1.0, 16000, seed=2)
+    audio = music(2.0, 16000, seed=3)
+    audio[1, [20000, 20001, 25000]] = np.nan
+    audio[0, 30000] = np.inf
+    sf.write(str(songs / "bad.wav"), audio.T, 16000, subtype="FLOAT")
+    out = tmp_path / "out"
+    status = main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "bad.wav: non-finite audio: the first is nan at sample 20000 (1.250 s), channel 2 of 2" in captured.err
+    assert "2 separated" in captured.out and "1 failed" in captured.out
+    assert_stems(out / "good1", STEMS, 16000, 16000, 2)
+    assert_stems(out / "good2", STEMS, 16000, 16000, 2)
+    assert not (out / "bad").exists()
+    # with --start the sample is counted from the file's start
+    assert main([str(songs / "bad.wav"), "--model", str(realtime_dir), "--output-dir", str(out), "--start", "1.0"]) == 1
+    assert "at sample 20000 (1.250 s)" in capsys.readouterr().err
+    assert not (out / "bad").exists()
+
+
 def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, realtime_dir, capsys) -> None:
     song = write_music(tmp_path / "song.wav", 1.0, 16000)
     out = tmp_path / "out"

@@ -172,3 +172,15 @@ def test_separate_stream_rejects_bad_shapes_before_any_work() -> None:
         next(separate_stream(np.zeros((3, 16000), np.float32), 16000, separator))
     with pytest.raises(ValueError, match="channels, samples"):
         next(separate_stream(np.zeros((1, 2, 16000), np.float32), 16000, separator))
+
+
+def test_non_finite_input_is_a_value_error_naming_the_sample() -> None:
+    separator = Separator(small_model(realtime=True))
+    audio = music_like(1.0, 16000)
+    audio[0, 1, 700] = float("inf")
+    audio[0, 0, 900] = float("nan")
+    message = r"input audio: non-finite audio: the first is inf at sample 700, batch item 0, channel 2 of 2"
+    with pytest.raises(ValueError, match=message):
+        separator(audio)
+    with pytest.raises(ValueError, match=r"the first is inf at sample 700 \(0\.032 s\), channel 2 of 2"):
+        separate(audio[0].numpy(), 22050, separator=separator)
