@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, check_finite, load_audio
 from .model import SOURCES
-from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate_stream
+from .separator import RUNTIME_BACKENDS, ChunkingConfig, ChunkingError, Separator, separate_stream
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -302,12 +302,11 @@ class SeparatorSpec:
     model: str
     realtime: bool | None = None
     runtime_backend: str = "torch-cpu"
-    chunk_seconds: float | None = None
+    chunking: ChunkingConfig | None = None
 
     def load(self) -> Separator:
-        chunking = ChunkingConfig(chunk_seconds=self.chunk_seconds) if self.chunk_seconds else None
         return Separator.from_pretrained(
-            self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=chunking
+            self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=self.chunking
         )
 
 
@@ -420,8 +419,21 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--chunk-seconds",
         type=float,
-        default=None,
-        help=f"audio per chunk (memory grows with it; default {ChunkingConfig.chunk_seconds:g})",
+        default=ChunkingConfig.chunk_seconds,
+        help="audio per chunk (memory grows with it; any length gives the same stems; default %(default)g)",
+    )
+    model.add_argument(
+        "--context-seconds",
+        type=float,
+        default=ChunkingConfig.context_seconds,
+        help="audio added on each side of a chunk; must cover half the cross-fade plus the network's receptive "
+        "field (about 1.2 s for the released models; default %(default)g)",
+    )
+    model.add_argument(
+        "--crossfade-seconds",
+        type=float,
+        default=ChunkingConfig.crossfade_seconds,
+        help="cross-fade between neighbouring chunks (default %(default)g)",
     )
     model.add_argument(
         "--jobs",
@@ -468,8 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             accompaniment=args.accompaniment,
             overwrite=args.overwrite,
         )
-        if args.jobs < 1 or (args.chunk_seconds is not None and args.chunk_seconds <= 0):
-            raise ValueError("--jobs and --chunk-seconds must be positive")
+        if args.jobs < 1:
+            raise ValueError("--jobs must be positive")
+        chunking = ChunkingConfig(args.chunk_seconds, args.context_seconds, args.crossfade_seconds)
         tracks = find_tracks([*args.inputs, *args.input_dir], args.output_dir)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -479,11 +492,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=args.model or ("realtime" if args.realtime else "offline"),
         realtime=True if args.realtime else None,
         runtime_backend=args.runtime_backend,
-        chunk_seconds=args.chunk_seconds,
+        chunking=chunking,
     )
     try:
         # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
         separator = spec.load()
+    except ChunkingError as err:
+        parser.error(f"{err} (--context-seconds, --crossfade-seconds)")
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         print(f"error: cannot load model {spec.model!r}: {err}", file=sys.stderr)
         return 1

@@ -318,3 +318,25 @@ def test_cli_errors(tmp_path, realtime_dir) -> None:
     )
     assert result.returncode == 1 and "cannot load model" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_chunk_plans_short_chunks_agree_and_impossible_ones_are_exit_2(tmp_path, realtime_dir, capsys) -> None:
+    song = write_music(tmp_path / "song.wav", 3.0, 16000)
+    stems = {}
+    for chunk in ("100", "0.1"):  # one chunk, and chunks shorter than the 1 s cross-fade
+        out = tmp_path / f"out{chunk}"
+        args = [str(song), "--model", str(realtime_dir), "--output-dir", str(out), "--chunk-seconds", chunk]
+        assert main([*args, "--context-seconds", "0.8"]) == 0
+        stems[chunk] = np.stack([sf.read(str(out / "song" / f"{name}.wav"))[0] for name in STEMS])
+    np.testing.assert_allclose(stems["0.1"], stems["100"], rtol=0, atol=1e-4 * np.abs(stems["100"]).max())
+    for flags, message in (
+        (["--context-seconds", "0.55"], "a context of 0.55 s (9112 samples at 16000 Hz) is too short for a cross-fade"),
+        (["--crossfade-seconds", "6"], "a cross-fade of 6.0 s reaches beyond a context of 2.5 s"),
+        (["--chunk-seconds", "0"], "chunking needs chunk_seconds > 0"),
+    ):
+        out = tmp_path / "refused"
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(song), "--model", str(realtime_dir), "--output-dir", str(out), *flags])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()
