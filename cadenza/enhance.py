@@ -28,7 +28,8 @@ from cadenza.hearing_aid import HearingAid, cut_segment, remix
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
-from xumx_slicq_v2.audio import write_text_atomic
+from xumx_slicq_v2.audio import remove_stale_temporaries, write_text_atomic
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,10 @@ def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
             log.error("%s; the pairs of %r are skipped, the other songs go on", err, song.name)
             failed[song.name] = str(err)
             continue
+        marker = layout.pair_marker(listener_id, song.name)
+        remove_stale_temporaries([*layout.pair_files(listener_id, song.name), marker])  # left by a killed run
         enhance_pair(stems, plan.listeners[listener_id], song.name, hearing_aid, layout, cfg, segments)
-        write_text_atomic(layout.pair_marker(listener_id, song.name), json.dumps(settings, indent=2) + "\n")
+        write_text_atomic(marker, json.dumps(settings, indent=2) + "\n")
         enhanced += 1
     log.info(
         "enhance: %d pair(s) written, %d already complete, %d song(s) separated now",
@@ -170,7 +173,8 @@ def _song_segments(all_segments: dict, song: Song, cfg: DictConfig) -> dict[str,
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    run_enhance(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_enhance(cfg)
 
 
 if __name__ == "__main__":

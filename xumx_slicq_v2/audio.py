@@ -6,10 +6,12 @@ Arrays are channels-first everywhere: ``(channels, samples)`` float32 in [-1, 1]
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,30 @@ def resample(
         out[:, filled : filled + resampled.shape[0]] = resampled.T
         filled += resampled.shape[0]
     return out[:, :filled].reshape(*audio.shape[:-1], filled)
+
+
+#: Names of `atomic_path`'s temporary files: ``.<stem>.<pid>.<8 hex digits>.part<suffix>``.
+TEMPORARY_NAME = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.part(\.[^.]+)?$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as a temporary file of `atomic_path` (left behind if its writer was killed)."""
+    return TEMPORARY_NAME.match(Path(path).name) is not None
+
+
+def remove_stale_temporaries(outputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete the temporary files that killed writers left beside ``outputs`` (see `atomic_path`); returns them.
+
+    Call it only for outputs this process owns (about to write them), as another live writer's files look alike.
+    """
+    removed = []
+    for path in map(Path, outputs):
+        if path.parent.is_dir():
+            for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+                if is_temporary(stale):
+                    stale.unlink(missing_ok=True)
+                    removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager

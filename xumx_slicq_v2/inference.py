@@ -32,9 +32,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ._optional import exit_if_missing
-from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, check_finite, load_audio
+from .audio import (
+    AUDIO_EXTENSIONS,
+    SUBTYPES,
+    AudioError,
+    atomic_path,
+    check_finite,
+    load_audio,
+    remove_stale_temporaries,
+)
 from .model import SOURCES
 from .separator import RUNTIME_BACKENDS, ChunkingConfig, ChunkingError, Separator, separate_stream
+from .signals import exit_on_signal, sigterm_exits
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -241,14 +250,6 @@ class StemWriter:
         return clip_message(self.options, self.peak, self.clipped)
 
 
-def remove_stale_temporaries(outputs: Sequence[Path]) -> None:
-    """Delete temporary files that a killed run left beside ``outputs`` (see `xumx_slicq_v2.audio.atomic_path`)."""
-    for path in outputs:
-        if path.parent.is_dir():
-            for stale in path.parent.glob(f".{path.stem}.*.part{path.suffix}"):
-                stale.unlink(missing_ok=True)
-
-
 # -- separation ------------------------------------------------------------------------------------------------
 
 
@@ -316,18 +317,13 @@ _worker_state: dict[str, object] = {}
 
 def _init_worker(spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None):
     torch.set_num_threads(threads)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration)
 
 
 def _worker_separate(track: Track) -> TrackResult:
     state = _worker_state
     return separate_track(track, state["separator"], state["options"], state["start"], state["duration"])
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    """Turn SIGTERM into SystemExit, so that pending atomic writes remove their temporary files."""
-    raise SystemExit(128 + signum)
 
 
 def default_threads(jobs: int) -> int:
@@ -507,12 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = min(args.jobs, len(tracks))
     if jobs > 1:
         separator = None  # the workers load their own
-    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.perf_counter()
-    try:
+    with sigterm_exits():
         results = run(tracks, spec, options, args.start, args.duration, jobs, separator)
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     print(summary(results, time.perf_counter() - started))
     failed = [r for r in results if r.status == "failed"]
     if failed:
