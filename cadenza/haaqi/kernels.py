@@ -1,0 +1,256 @@
+"""Compiled inner loops of the HAAQI ear model and features (numba, double precision).
+
+Each kernel performs the arithmetic of the reference formulation (pyclarity 0.9.0's ``eb`` module: scipy's
+``lfilter`` in direct form II transposed, numpy's pairwise summation, Python's left-to-right ``sum``, numpy's
+``correlate`` as one BLAS ``ddot`` per lag) in the same order, so that results are bit-identical; only the
+loops around the arithmetic are fused. Transcendental functions other than ``sqrt`` stay in numpy (its SIMD
+``log10`` and ``power`` differ from libm in the last bit), except where the reference itself uses libm
+(the carriers and the Gaussian generator, see :mod:`cadenza.haaqi.legacy_random`).
+
+All signals are 1-D contiguous ``float64`` arrays of ``n`` samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: numpy's pairwise summation block (``PW_BLOCKSIZE``).
+_PAIRWISE_BLOCK = 128
+
+
+@njit(cache=True)
+def pairwise_sum(a, start, n, square):
+    """``np.sum(a[start:start + n])`` (or of its squares when ``square``) with numpy's pairwise summation order."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += a[i] * a[i] if square else a[i]
+        return res
+    if n <= _PAIRWISE_BLOCK:
+        r = np.empty(8)
+        for j in range(8):
+            r[j] = a[start + j] * a[start + j] if square else a[start + j]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            for j in range(8):
+                v = a[start + i + j]
+                r[j] += v * v if square else v
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            v = a[start + i]
+            res += v * v if square else v
+            i += 1
+        return res
+    half = n // 2
+    half -= half % 8
+    return pairwise_sum(a, start, half, square) + pairwise_sum(a, start + half, n - half, square)
+
+
+@njit(cache=True)
+def carriers(tpt, center_freq, cos_out, sin_out):
+    """Cosine and sine carriers at ``center_freq`` Hz (``tpt = 2 pi / rate``) by the 2-D rotation recurrence."""
+    cos_n = np.cos(tpt * center_freq)
+    sin_n = np.sin(tpt * center_freq)
+    cold = 1.0
+    sold = 0.0
+    cos_out[0] = cold
+    sin_out[0] = sold
+    for i in range(1, cos_out.shape[0]):
+        arg = cold * cos_n + sold * sin_n
+        sold = sold * cos_n - cold * sin_n
+        cold = arg
+        cos_out[i] = cold
+        sin_out[i] = sold
+
+
+@njit(cache=True)
+def gammatone(x, cos_c, sin_c, coefs, env_out, bm_out, with_bm):
+    """4th-order gammatone filter of ``x``: envelope (and basilar-membrane motion when ``with_bm``).
+
+    ``coefs = (a1, a5, p1, p2, p3, p4, gain)``: numerator ``[1, a1, a5]``, denominator ``[1, p1, p2, p3, p4]``,
+    both demodulated parts filtered as ``lfilter`` does (numerator zero-padded to the denominator's length).
+    """
+    a1, a5, p1, p2, p3, p4, gain = coefs[0], coefs[1], coefs[2], coefs[3], coefs[4], coefs[5], coefs[6]
+    zr0 = zr1 = zr2 = zr3 = 0.0
+    zi0 = zi1 = zi2 = zi3 = 0.0
+    for i in range(x.shape[0]):
+        xr = x[i] * cos_c[i]
+        xi = x[i] * sin_c[i]
+        yr = zr0 + 1.0 * xr
+        zr0 = zr1 + xr * a1 - yr * p1
+        zr1 = zr2 + xr * a5 - yr * p2
+        zr2 = zr3 + xr * 0.0 - yr * p3
+        zr3 = xr * 0.0 - yr * p4
+        yi = zi0 + 1.0 * xi
+        zi0 = zi1 + xi * a1 - yi * p1
+        zi1 = zi2 + xi * a5 - yi * p2
+        zi2 = zi3 + xi * 0.0 - yi * p3
+        zi3 = xi * 0.0 - yi * p4
+        env_out[i] = gain * np.sqrt(yr * yr + yi * yi)
+        if with_bm:
+            bm_out[i] = gain * (yr * cos_c[i] + yi * sin_c[i])
+
+
+@njit(cache=True)
+def floor_at(x, small, out):
+    """``out = np.maximum(x, small)``."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = v if v >= small or v != v else small
+
+
+@njit(cache=True)
+def add_scalar(x, small, out):
+    """``out = x + small``."""
+    for i in range(x.shape[0]):
+        out[i] = x[i] + small
+
+
+@njit(cache=True)
+def compression_gain_db(log_control, level1, attn_ohc, threshold_low, slope, threshold_high, out):
+    """OHC gain in dB / 20 from ``log10`` of the control envelope (clipped to ``[threshold_low, threshold_high]``)."""
+    for i in range(log_control.shape[0]):
+        level = level1 + 20 * log_control[i]
+        level = min(level, threshold_high) if level == level else level
+        level = max(level, threshold_low) if level == level else level
+        out[i] = (-attn_ohc - (level - threshold_low) * slope) / 20
+
+
+@njit(cache=True)
+def compress(gain, b0, b1, a1, env, bm, env_out, bm_out):
+    """1st-order low-pass ``lfilter([b0, b1], [1, a1])`` of the linear gain, applied to envelope and BM motion."""
+    z = 0.0
+    for i in range(gain.shape[0]):
+        x = gain[i]
+        y = z + b0 * x
+        z = x * b1 - y * a1
+        env_out[i] = y * env[i]
+        bm_out[i] = y * bm[i]
+
+
+@njit(cache=True)
+def sensation_level(log_env, env, bm, offset, small):
+    """dB SL envelope ``max(offset + 20 log10(env + small), 0)``, in ``log_env``; BM motion rescaled in place."""
+    for i in range(env.shape[0]):
+        db = offset + 20 * log_env[i]
+        db = max(db, 0) if db == db else db
+        log_env[i] = db
+        bm[i] = (db + small) / (env[i] + small) * bm[i]
+
+
+@njit(cache=True)
+def ihc_adaptation(db, bm, coefs, small):
+    """Rapid and short-term IHC adaptation of the dB SL envelope ``db`` and BM motion ``bm``, in place.
+
+    ``coefs = (r2, p1, p2, denom, a11, a12, a21, a22, r1_inv)`` of the equivalent RC circuit.
+    """
+    r2, p1, p2, denom = coefs[0], coefs[1], coefs[2], coefs[3]
+    a11, a12, a21, a22, r1_inv = coefs[4], coefs[5], coefs[6], coefs[7], coefs[8]
+    v1 = 0.0
+    v2 = 0.0
+    for i in range(db.shape[0]):
+        v0 = db[i]
+        b1 = v0 * r2 + p1 * v1
+        b2 = p2 * v2
+        v1 = denom * (a22 * b1 - a12 * b2)
+        v2 = denom * (-a21 * b1 + a11 * b2)
+        out = (v0 - v1) * r1_inv
+        out = max(out, 0) if out == out else out
+        bm[i] = (out + small) / (v0 + small) * bm[i]
+        db[i] = out
+
+
+@njit(cache=True)
+def shift_right(x, delay, out):
+    """``out = concat(zeros(delay), x[:n - delay])`` for ``delay >= 0``, else ``concat(x[-delay:], zeros(-delay))``."""
+    n = x.shape[0]
+    if delay >= 0:
+        for i in range(min(delay, n)):
+            out[i] = 0.0
+        for i in range(delay, n):
+            out[i] = x[i - delay]
+    else:
+        for i in range(n + delay):
+            out[i] = x[i - delay]
+        for i in range(max(n + delay, 0), n):
+            out[i] = 0.0
+
+
+@njit(cache=True)
+def env_smooth_band(r, window, half_sum, window_sum, nseg, out):
+    """Windowed averages of ``r`` over 50 %-overlapping segments: half windows at both ends (pairwise sums),
+    full von Hann windows between (left-to-right sums)."""
+    nwin = window.shape[0]
+    nhalf = nwin // 2
+    buf = np.empty(nhalf)
+    for j in range(nhalf):
+        buf[j] = r[j] * window[nhalf + j]
+    out[0] = pairwise_sum(buf, 0, nhalf, False) / half_sum
+    start = 0
+    for seg in range(1, nseg - 1):
+        start += nhalf
+        acc = 0.0
+        for j in range(nwin):
+            acc += r[start + j] * window[j]
+        out[seg] = acc / window_sum
+    start += nhalf
+    for j in range(nhalf):
+        buf[j] = r[start + j] * window[j]
+    out[nseg - 1] = pairwise_sum(buf, 0, nhalf, False) / half_sum
+
+
+@njit(cache=True)
+def _windowed_zero_mean(x, start, window, w0, n, out):
+    for j in range(n):
+        out[j] = x[start + j] * window[w0 + j]
+    mean = pairwise_sum(out, 0, n, False) / n
+    for j in range(n):
+        out[j] = out[j] - mean
+
+
+@njit(cache=True)
+def _peak_covariance(a, b, n, maxlag, inv_corr):
+    """``max |np.correlate(a, b, 'full')[n-1-maxlag : n+maxlag] * inv_corr|`` (NaN if any term is NaN)."""
+    best = -1.0
+    for k in range(-maxlag, maxlag + 1):
+        if k < 0:
+            c = 0.0 + np.dot(a[0 : n + k], b[-k:n])
+        else:
+            c = 0.0 + np.dot(a[k:n], b[0 : n - k])
+        v = abs(c * inv_corr[k + maxlag])
+        if v != v:
+            return v
+        if v > best:
+            best = v
+    return best
+
+
+@njit(cache=True)
+def bm_covary_band(x, y, window, half_corr, win_corr, half_sum2, win_sum2, maxlag, nseg, small, cov, ms_x, ms_y):
+    """Per-segment normalised cross-covariance peak (lags ``+-maxlag``) and mean squares of BM motions x, y.
+
+    Segments of ``len(window)`` samples with 50 % overlap; the first and last use half windows.
+    """
+    nwin = window.shape[0]
+    nhalf = nwin // 2
+    bx = np.empty(nwin)
+    by = np.empty(nwin)
+    start = 0
+    for seg in range(nseg):
+        if seg == 0 or seg == nseg - 1:
+            n, w0, inv_corr, norm = nhalf, (nhalf if seg == 0 else 0), half_corr, half_sum2
+        else:
+            n, w0, inv_corr, norm = nwin, 0, win_corr, win_sum2
+        if seg > 0:
+            start += nhalf
+        _windowed_zero_mean(x, start, window, w0, n, bx)
+        _windowed_zero_mean(y, start, window, w0, n, by)
+        mx = pairwise_sum(bx, 0, n, True) * norm
+        my = pairwise_sum(by, 0, n, True) * norm
+        peak = _peak_covariance(bx, by, n, maxlag, inv_corr)
+        cov[seg] = peak / np.sqrt(mx * my) if (mx > small and my > small) else 0.0
+        ms_x[seg] = mx
+        ms_y[seg] = my
