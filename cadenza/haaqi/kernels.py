@@ -20,33 +20,74 @@ _PAIRWISE_BLOCK = 128
 
 
 @njit(cache=True)
-def pairwise_sum(a, start, n, square):
-    """``np.sum(a[start:start + n])`` (or of its squares when ``square``) with numpy's pairwise summation order."""
+def _block_sum(a, start, n, square):
+    """numpy's pairwise-summation leaf (``n <= 128``): eight interleaved partial sums, then the remainder."""
     if n < 8:
         res = 0.0
         for i in range(start, start + n):
             res += a[i] * a[i] if square else a[i]
         return res
-    if n <= _PAIRWISE_BLOCK:
-        r = np.empty(8)
+    r = np.empty(8)
+    for j in range(8):
+        r[j] = a[start + j] * a[start + j] if square else a[start + j]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
         for j in range(8):
-            r[j] = a[start + j] * a[start + j] if square else a[start + j]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            for j in range(8):
-                v = a[start + i + j]
-                r[j] += v * v if square else v
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            v = a[start + i]
-            res += v * v if square else v
-            i += 1
-        return res
+            v = a[start + i + j]
+            r[j] += v * v if square else v
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        v = a[start + i]
+        res += v * v if square else v
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _left_size(n):
     half = n // 2
-    half -= half % 8
-    return pairwise_sum(a, start, half, square) + pairwise_sum(a, start + half, n - half, square)
+    return half - half % 8
+
+
+@njit(cache=True)
+def pairwise_sum(a, start, n, square):
+    """``np.sum(a[start:start + n])`` (or of its squares when ``square``) with numpy's pairwise summation order:
+    ranges over 128 are split in two (the left part a multiple of 8) and the halves' sums added.
+
+    Iterative (an explicit stack instead of recursion, which numba's cache does not reload safely).
+    """
+    if n <= _PAIRWISE_BLOCK:
+        return _block_sum(a, start, n, square)
+    depth = 64
+    starts = np.empty(depth, dtype=np.int64)
+    sizes = np.empty(depth, dtype=np.int64)
+    left_sums = np.empty(depth)
+    right_pending = np.zeros(depth, dtype=np.bool_)
+    top = 0
+    starts[0], sizes[0] = start, n
+    while True:
+        # Descend along left halves to a leaf.
+        while sizes[top] > _PAIRWISE_BLOCK:
+            half = _left_size(sizes[top])
+            right_pending[top] = True
+            starts[top + 1], sizes[top + 1] = starts[top], half
+            top += 1
+        value = _block_sum(a, starts[top], sizes[top], square)
+        # Climb while right halves are complete; descend into the first pending right half.
+        while True:
+            if top == 0:
+                return value
+            top -= 1
+            half = _left_size(sizes[top])
+            if right_pending[top]:
+                right_pending[top] = False
+                left_sums[top] = value
+                starts[top + 1], sizes[top + 1] = starts[top] + half, sizes[top] - half
+                top += 1
+                break
+            value = left_sums[top] + value
 
 
 @njit(cache=True)

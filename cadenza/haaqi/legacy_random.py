@@ -19,63 +19,72 @@ _LOWER = 0x7FFFFFFF
 
 
 @njit(cache=True)
-def _twist(key):
+def _temper_all(key, words):
+    """``words`` = the tempered outputs of the MT19937 state ``key``."""
     for i in range(_N):
-        y = (np.int64(key[i]) & _UPPER) | (np.int64(key[(i + 1) % _N]) & _LOWER)
-        key[i] = np.int64(key[(i + _M) % _N]) ^ (y >> 1) ^ ((y & 1) * _MATRIX_A)
+        y = np.int64(key[i])
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        y ^= y >> 18
+        words[i] = y & 0xFFFFFFFF
 
 
 @njit(cache=True)
-def _next_uint32(key, ints):
-    if ints[0] == _N:
-        _twist(key)
-        ints[0] = 0
-    y = np.int64(key[ints[0]])
-    ints[0] += 1
-    y ^= y >> 11
-    y ^= (y << 7) & 0x9D2C5680
-    y ^= (y << 15) & 0xEFC60000
-    y ^= y >> 18
-    return y & 0xFFFFFFFF
+def _twist(key, words):
+    """Regenerate the 624-word MT19937 state ``key`` in place and put its tempered outputs in ``words``."""
+    for i in range(_N):
+        y = (np.int64(key[i]) & _UPPER) | (np.int64(key[i + 1 if i + 1 < _N else 0]) & _LOWER)
+        j = i + _M if i + _M < _N else i + _M - _N
+        key[i] = np.int64(key[j]) ^ (y >> 1) ^ ((y & 1) * _MATRIX_A)
+    _temper_all(key, words)
 
 
 @njit(cache=True)
-def _next_double(key, ints):
-    a = _next_uint32(key, ints) >> 5
-    b = _next_uint32(key, ints) >> 6
-    return (a * 67108864.0 + b) / 9007199254740992.0
+def _gaussians(x, gain, out, key, ints, cached, store):
+    """For each ``i``: the next ``legacy_gauss`` value ``z`` and, when ``store``, ``out[i] = x[i] + gain * z``.
 
-
-@njit(cache=True)
-def _next_gauss(key, ints, cached):
-    """One ``legacy_gauss`` value; ``ints = [pos, has_gauss]``, ``cached = [gauss]``."""
-    if ints[1]:
-        ints[1] = 0
-        value = cached[0]
-        cached[0] = 0.0
-        return value
-    while True:
-        x1 = 2.0 * _next_double(key, ints) - 1.0
-        x2 = 2.0 * _next_double(key, ints) - 1.0
-        r2 = x1 * x1 + x2 * x2
-        if r2 < 1.0 and r2 != 0.0:
-            break
-    f = np.sqrt(-2.0 * np.log(r2) / r2)
-    cached[0] = f * x1
-    ints[1] = 1
-    return f * x2
-
-
-@njit(cache=True)
-def _add_scaled_normals(x, gain, out, key, ints, cached):
+    ``ints = [pos, has_gauss]``, ``cached = [gauss]``: the generator's position, cache flag and cached value.
+    """
+    words = np.empty(_N, dtype=np.int64)
+    spare = np.empty(4, dtype=np.int64)
+    pos = ints[0]
+    _temper_all(key, words)
+    has_gauss = ints[1]
+    gauss = cached[0]
     for i in range(x.shape[0]):
-        out[i] = x[i] + gain * _next_gauss(key, ints, cached)
-
-
-@njit(cache=True)
-def _skip_normals(count, key, ints, cached):
-    for _ in range(count):
-        _next_gauss(key, ints, cached)
+        if has_gauss:
+            has_gauss = 0
+            z = gauss
+            gauss = 0.0
+        else:
+            while True:
+                if pos >= _N - 3:
+                    # Not enough words left for one attempt without crossing a twist: take them one by one.
+                    for k in range(4):
+                        if pos == _N:
+                            _twist(key, words)
+                            pos = 0
+                        spare[k] = words[pos]
+                        pos += 1
+                    w0, w1, w2, w3 = spare[0], spare[1], spare[2], spare[3]
+                else:
+                    w0, w1, w2, w3 = words[pos], words[pos + 1], words[pos + 2], words[pos + 3]
+                    pos += 4
+                x1 = 2.0 * (((w0 >> 5) * 67108864.0 + (w1 >> 6)) / 9007199254740992.0) - 1.0
+                x2 = 2.0 * (((w2 >> 5) * 67108864.0 + (w3 >> 6)) / 9007199254740992.0) - 1.0
+                r2 = x1 * x1 + x2 * x2
+                if r2 < 1.0 and r2 != 0.0:
+                    break
+            f = np.sqrt(-2.0 * np.log(r2) / r2)
+            gauss = f * x1
+            has_gauss = 1
+            z = f * x2
+        if store:
+            out[i] = x[i] + gain * z
+    ints[0] = pos
+    ints[1] = has_gauss
+    cached[0] = gauss
 
 
 class LegacyNormalStream:
@@ -100,15 +109,11 @@ class LegacyNormalStream:
 
     def add_scaled(self, x: np.ndarray, gain: float, out: np.ndarray) -> np.ndarray:
         """``out = x + gain * standard_normal(x.size)`` (``out`` may be ``x``)."""
-        _add_scaled_normals(x, gain, out, self._key, self._ints, self._cached)
+        _gaussians(x, gain, out, self._key, self._ints, self._cached, True)
         return out
 
     def normals(self, shape: tuple[int, ...]) -> np.ndarray:
         """``standard_normal(shape)``, C order."""
         out = np.zeros(int(np.prod(shape)))
-        _add_scaled_normals(out, 1.0, out, self._key, self._ints, self._cached)
+        _gaussians(out, 1.0, out, self._key, self._ints, self._cached, True)
         return out.reshape(shape)
-
-    def skip(self, count: int) -> None:
-        """Advance by ``count`` Gaussian values."""
-        _skip_normals(count, self._key, self._ints, self._cached)
