@@ -13,6 +13,7 @@ Signals are ``(samples,)`` float64 at :data:`RATE` Hz after :func:`resample_24kh
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -189,10 +190,15 @@ def group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray, rate
     return np.max(delays) - delays
 
 
+def _rms(x: np.ndarray) -> float:
+    """``np.sqrt(np.mean(x**2))`` without the temporary."""
+    return np.sqrt(kernels.pairwise_sum(x, 0, len(x), True) / len(x))
+
+
 def bandwidth_adjust(control: np.ndarray, bandwidth_min: float, bandwidth_max: float, level1: float) -> float:
     """Bandwidth factor raised with the control envelope's level: ``bandwidth_min`` below 50 dB SPL, up to
     ``bandwidth_max`` at 100 dB SPL."""
-    control_db = 20 * np.log10(np.sqrt(np.mean(control**2))) + level1
+    control_db = 20 * np.log10(_rms(control)) + level1
     if control_db < 50:
         return bandwidth_min
     if control_db > 100:
@@ -275,6 +281,25 @@ class _BandBuffers:
             setattr(self, name, np.empty(n))
 
 
+@contextlib.contextmanager
+def _small_pages():
+    """Turn off numpy's transparent-huge-page advice for its arrays while the ear model runs.
+
+    The model's large arrays are written once, band by band; where the kernel compacts memory to serve huge
+    pages on first touch (``defrag=madvise``) that costs more than the computation itself.
+    """
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # another numpy layout: leave the advice as it is
+        yield
+        return
+    previous = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(previous)
+
+
 def ear_model(
     reference: np.ndarray,
     reference_rate: float,
@@ -294,6 +319,17 @@ def ear_model(
     of an RMS of 1. Draws ``2 * nchan * samples`` Gaussian values from numpy's global legacy generator,
     reference first, band by band.
     """
+    with _small_pages():
+        return _ear_model(
+            reference, reference_rate, processed, processed_rate, hearing_loss, equalisation, level1,
+            smooth_ms, covariance_ms, nchan,
+        )  # fmt: skip
+
+
+def _ear_model(
+    reference, reference_rate, processed, processed_rate, hearing_loss, equalisation, level1, smooth_ms,
+    covariance_ms, nchan,
+) -> EarModelOutput:  # fmt: skip
     center_freq = center_frequency(nchan)
     processed_params = CochlearParameters.for_loss(hearing_loss, center_freq)
     reference_loss = np.zeros(len(hearing_loss)) if equalisation == 0 else hearing_loss
@@ -307,19 +343,21 @@ def ear_model(
     buf = _BandBuffers(npts)
     tpt = 2 * np.pi / RATE
 
-    def control_envelope(signal, band, out):
-        kernels.gammatone(
-            signal, buf.cos, buf.sin, gammatone_coefficients(max_bandwidth[band], center_freq[band]), out, out, False
-        )
-        return out
+    def control_envelopes(band):
+        """Both signals' control envelopes of ``band`` (widest bandwidth), in ``buf.control[_other]``."""
+        kernels.carriers(tpt, center_freq[band], buf.cos, buf.sin)
+        widest = gammatone_coefficients(max_bandwidth[band], center_freq[band])
+        kernels.gammatone_pair(
+            reference, processed, buf.cos, buf.sin, widest, widest,
+            buf.control, buf.control, buf.other_control, buf.other_control, False,
+        )  # fmt: skip
 
     # Pass 1: the reference's level-adjusted bandwidths, on which every band's group delay correction depends.
     reference_bandwidth = np.zeros(nchan)
     for band in range(nchan):
-        kernels.carriers(tpt, center_freq[band], buf.cos, buf.sin)
-        control = control_envelope(reference, band, buf.control)
+        control_envelopes(band)
         reference_bandwidth[band] = bandwidth_adjust(
-            control, reference_params.bandwidth[band], max_bandwidth[band], level1
+            buf.control, reference_params.bandwidth[band], max_bandwidth[band], level1
         )
     correction = group_delay_correction(reference_bandwidth, center_freq)
 
@@ -331,36 +369,34 @@ def ear_model(
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
     ihc = _ihc_coefficients(IHC_OVERSHOOT, RATE)
     lowpass_b, lowpass_a = butter(1, 800 / (0.5 * RATE))
+    signals = {
+        "reference": (reference_params, buf.control, buf.env, buf.bm),
+        "processed": (processed_params, buf.other_control, buf.other_env, buf.other_bm),
+    }
 
     with LegacyNormalStream() as noise:
         for band in range(nchan):
-            kernels.carriers(tpt, center_freq[band], buf.cos, buf.sin)
-            signals = {}
-            for key, signal, params, envs in (
-                ("reference", reference, reference_params, (buf.control, buf.env, buf.bm)),
-                ("processed", processed, processed_params, (buf.other_control, buf.other_env, buf.other_bm)),
-            ):
-                control, env, bm_motion = envs
-                control_envelope(signal, band, control)
-                if key == "reference":
-                    bandwidth = reference_bandwidth[band]
-                else:
-                    bandwidth = bandwidth_adjust(control, params.bandwidth[band], max_bandwidth[band], level1)
-                kernels.gammatone(
-                    signal, buf.cos, buf.sin, gammatone_coefficients(bandwidth, center_freq[band]), env, bm_motion, True
-                )
-                averages[key][band] = np.sqrt(np.mean(env**2))
-                averages[key + "_control"][band] = np.sqrt(np.mean(control**2))
+            control_envelopes(band)
+            processed_bandwidth = bandwidth_adjust(
+                buf.other_control, processed_params.bandwidth[band], max_bandwidth[band], level1
+            )
+            kernels.gammatone_pair(
+                reference, processed, buf.cos, buf.sin,
+                gammatone_coefficients(reference_bandwidth[band], center_freq[band]),
+                gammatone_coefficients(processed_bandwidth, center_freq[band]),
+                buf.env, buf.bm, buf.other_env, buf.other_bm, True,
+            )  # fmt: skip
+            for key, (params, control, env, bm_motion) in signals.items():
+                averages[key][band] = _rms(env)
+                averages[key + "_control"][band] = _rms(control)
                 _compress(control, env, bm_motion, params, band, level1, lowpass_b, lowpass_a, buf.tmp)
-                signals[key] = (env, bm_motion, params)
 
-            (ref_env, ref_bm, _), (proc_env, proc_bm, _) = signals["reference"], signals["processed"]
-            for ref_sig, proc_sig in ((ref_env, proc_env), (ref_bm, proc_bm)):
+            for ref_sig, proc_sig in ((buf.env, buf.other_env), (buf.bm, buf.other_bm)):
                 delay = envelope_delay(ref_sig, proc_sig)
                 kernels.shift_right(proc_sig, -delay, buf.shifted)
                 proc_sig[:] = buf.shifted
 
-            for key, (env, bm_motion, params) in signals.items():
+            for key, (params, _, env, bm_motion) in signals.items():
                 kernels.add_scalar(env, SMALL, buf.tmp)
                 np.log10(buf.tmp, out=buf.tmp)
                 kernels.sensation_level(buf.tmp, env, bm_motion, level1 - params.attn_ihc[band], SMALL)
@@ -372,7 +408,7 @@ def ear_model(
                     noise.add_scaled(bm_motion, noise_gain, bm_motion)
                 kernels.shift_right(bm_motion, int(correction[band]), bm[key][band])
 
-        covariance = _bm_covary(bm, correction, noise, noise_gain, covariance_ms)
+        covariance = _bm_covary(bm, correction, noise, noise_gain, covariance_ms, buf.shifted)
 
     return EarModelOutput(
         reference_smooth=smooth["reference"],
@@ -411,7 +447,7 @@ def _ihc_coefficients(delta: float, rate: float) -> np.ndarray:
     return np.array([r_2, r_1 * r_2 * (c_1 / period), r_2 * r_3 * (c_2 / period), denom, a11, a12, a21, a22, 1 / r_1])
 
 
-def _bm_covary(bm, correction, noise, noise_gain, covariance_ms):
+def _bm_covary(bm, correction, noise, noise_gain, covariance_ms, unshifted):
     """Add the processed signal's threshold noise band by band (delayed like its band), then the segment
     cross-covariances and reference mean squares ``(nchan, nseg_bm)``."""
     window, half_corr, win_corr, half_sum2, win_sum2, maxlag = _covariance_window(covariance_ms, RATE)
@@ -425,10 +461,7 @@ def _bm_covary(bm, correction, noise, noise_gain, covariance_ms):
         # delayed the same way: the first correction[band] samples of noise fall off the end.
         delay = int(correction[band])
         proc = bm["processed"][band]
-        tail = proc[delay:]
-        unshifted = np.empty(npts)
-        unshifted[: npts - delay] = tail
-        unshifted[npts - delay :] = 0.0
+        kernels.shift_right(proc, -delay, unshifted)
         noise.add_scaled(unshifted, noise_gain, unshifted)
         kernels.shift_right(unshifted, delay, proc)
         kernels.bm_covary_band(

@@ -107,32 +107,45 @@ def carriers(tpt, center_freq, cos_out, sin_out):
         sin_out[i] = sold
 
 
-@njit(cache=True)
-def gammatone(x, cos_c, sin_c, coefs, env_out, bm_out, with_bm):
-    """4th-order gammatone filter of ``x``: envelope (and basilar-membrane motion when ``with_bm``).
+@njit(cache=True, inline="always")
+def _gammatone_step(x, c, s, k, z):
+    """One sample of the demodulated 4th-order gammatone (both parts) in direct form II transposed, as
+    ``lfilter([1, a1, a5], [1, p1, p2, p3, p4])`` computes it (numerator zero-padded). ``z``: 8 states."""
+    xr = x * c
+    xi = x * s
+    yr = z[0] + 1.0 * xr
+    z[0] = z[1] + xr * k[0] - yr * k[2]
+    z[1] = z[2] + xr * k[1] - yr * k[3]
+    z[2] = z[3] + xr * 0.0 - yr * k[4]
+    z[3] = xr * 0.0 - yr * k[5]
+    yi = z[4] + 1.0 * xi
+    z[4] = z[5] + xi * k[0] - yi * k[2]
+    z[5] = z[6] + xi * k[1] - yi * k[3]
+    z[6] = z[7] + xi * 0.0 - yi * k[4]
+    z[7] = xi * 0.0 - yi * k[5]
+    return k[6] * np.sqrt(yr * yr + yi * yi), k[6] * (yr * c + yi * s)
 
-    ``coefs = (a1, a5, p1, p2, p3, p4, gain)``: numerator ``[1, a1, a5]``, denominator ``[1, p1, p2, p3, p4]``,
-    both demodulated parts filtered as ``lfilter`` does (numerator zero-padded to the denominator's length).
+
+@njit(cache=True)
+def gammatone_pair(x, y, cos_c, sin_c, kx, ky, env_x, bm_x, env_y, bm_y, with_bm):
+    """4th-order gammatone filters of ``x`` (coefficients ``kx``) and ``y`` (``ky``) with the same carriers:
+    envelopes, and basilar-membrane motions when ``with_bm``. Interleaving the two recursions hides their
+    latency.
+
+    ``k = (a1, a5, p1, p2, p3, p4, gain)``: numerator ``[1, a1, a5]``, denominator ``[1, p1, p2, p3, p4]``.
     """
-    a1, a5, p1, p2, p3, p4, gain = coefs[0], coefs[1], coefs[2], coefs[3], coefs[4], coefs[5], coefs[6]
-    zr0 = zr1 = zr2 = zr3 = 0.0
-    zi0 = zi1 = zi2 = zi3 = 0.0
+    zx = np.zeros(8)
+    zy = np.zeros(8)
     for i in range(x.shape[0]):
-        xr = x[i] * cos_c[i]
-        xi = x[i] * sin_c[i]
-        yr = zr0 + 1.0 * xr
-        zr0 = zr1 + xr * a1 - yr * p1
-        zr1 = zr2 + xr * a5 - yr * p2
-        zr2 = zr3 + xr * 0.0 - yr * p3
-        zr3 = xr * 0.0 - yr * p4
-        yi = zi0 + 1.0 * xi
-        zi0 = zi1 + xi * a1 - yi * p1
-        zi1 = zi2 + xi * a5 - yi * p2
-        zi2 = zi3 + xi * 0.0 - yi * p3
-        zi3 = xi * 0.0 - yi * p4
-        env_out[i] = gain * np.sqrt(yr * yr + yi * yi)
+        c = cos_c[i]
+        s = sin_c[i]
+        ex, bx = _gammatone_step(x[i], c, s, kx, zx)
+        ey, by = _gammatone_step(y[i], c, s, ky, zy)
+        env_x[i] = ex
+        env_y[i] = ey
         if with_bm:
-            bm_out[i] = gain * (yr * cos_c[i] + yi * sin_c[i])
+            bm_x[i] = bx
+            bm_y[i] = by
 
 
 @njit(cache=True)
@@ -252,21 +265,55 @@ def _windowed_zero_mean(x, start, window, w0, n, out):
         out[j] = out[j] - mean
 
 
-@njit(cache=True)
-def _peak_covariance(a, b, n, maxlag, inv_corr):
-    """``max |np.correlate(a, b, 'full')[n-1-maxlag : n+maxlag] * inv_corr|`` (NaN if any term is NaN)."""
-    best = -1.0
+@njit(cache=True, fastmath=True)
+def _approximate_lag_products(a, b, n, maxlag, out):
+    """``out[k + maxlag]`` ~ ``sum_i a[i + k] * b[i]`` for ``|k| <= maxlag`` (any summation order)."""
     for k in range(-maxlag, maxlag + 1):
-        if k < 0:
-            c = 0.0 + np.dot(a[0 : n + k], b[-k:n])
-        else:
-            c = 0.0 + np.dot(a[k:n], b[0 : n - k])
-        v = abs(c * inv_corr[k + maxlag])
+        lo = max(0, -k)
+        hi = min(n, n - k)
+        acc = 0.0
+        for i in range(lo, hi):
+            acc += a[i + k] * b[i]
+        out[k + maxlag] = acc
+
+
+@njit(cache=True)
+def _lag_product(a, b, n, k):
+    """``np.correlate(a, b, 'full')[n - 1 + k]``: numpy's BLAS dot of the overlapping parts."""
+    if k < 0:
+        return 0.0 + np.dot(a[0 : n + k], b[-k:n])
+    return 0.0 + np.dot(a[k:n], b[0 : n - k])
+
+
+#: Bound on the relative error of a length-n dot product (either summation order), per unit of n * eps.
+_DOT_ERROR = 4.0
+
+
+@njit(cache=True)
+def _peak_covariance(a, b, n, maxlag, inv_corr, energy, approx):
+    """``max |np.correlate(a, b, 'full')[n-1-maxlag : n+maxlag] * inv_corr|`` with numpy's values.
+
+    The lags are first scored approximately; only those that can be the maximum within the round-off
+    bound (``energy = sqrt(sum a^2 * sum b^2)`` times ``n`` eps) are computed as numpy computes them.
+    """
+    _approximate_lag_products(a, b, n, maxlag, approx)
+    best = -1.0
+    worst_weight = 0.0
+    for j in range(2 * maxlag + 1):
+        v = abs(approx[j] * inv_corr[j])
         if v != v:
             return v
-        if v > best:
-            best = v
-    return best
+        best = max(best, v)
+        worst_weight = max(worst_weight, abs(inv_corr[j]))
+    bound = 2.0 * _DOT_ERROR * n * 2.220446049250313e-16 * energy * worst_weight
+    peak = -1.0
+    for j in range(2 * maxlag + 1):
+        if abs(approx[j] * inv_corr[j]) >= best - 2.0 * bound:
+            v = abs(_lag_product(a, b, n, j - maxlag) * inv_corr[j])
+            if v != v:
+                return v
+            peak = max(peak, v)
+    return peak
 
 
 @njit(cache=True)
@@ -279,6 +326,7 @@ def bm_covary_band(x, y, window, half_corr, win_corr, half_sum2, win_sum2, maxla
     nhalf = nwin // 2
     bx = np.empty(nwin)
     by = np.empty(nwin)
+    approx = np.empty(2 * maxlag + 1)
     start = 0
     for seg in range(nseg):
         if seg == 0 or seg == nseg - 1:
@@ -289,9 +337,11 @@ def bm_covary_band(x, y, window, half_corr, win_corr, half_sum2, win_sum2, maxla
             start += nhalf
         _windowed_zero_mean(x, start, window, w0, n, bx)
         _windowed_zero_mean(y, start, window, w0, n, by)
-        mx = pairwise_sum(bx, 0, n, True) * norm
-        my = pairwise_sum(by, 0, n, True) * norm
-        peak = _peak_covariance(bx, by, n, maxlag, inv_corr)
+        sx = pairwise_sum(bx, 0, n, True)
+        sy = pairwise_sum(by, 0, n, True)
+        mx = sx * norm
+        my = sy * norm
+        peak = _peak_covariance(bx, by, n, maxlag, inv_corr, np.sqrt(sx * sy), approx)
         cov[seg] = peak / np.sqrt(mx * my) if (mx > small and my > small) else 0.0
         ms_x[seg] = mx
         ms_y[seg] = my
