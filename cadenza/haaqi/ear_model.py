@@ -273,12 +273,12 @@ def _prepare_signals(reference, reference_rate, processed, processed_rate, heari
 
 
 class _BandBuffers:
-    """Per-band work arrays of ``n`` samples, reused across bands."""
+    """Work arrays of one band, reused across bands: carriers ``(n,)``; control envelopes, envelopes, BM
+    motions and a scratch array ``(2, n)`` (row 0 the reference, row 1 the processed signal)."""
 
     def __init__(self, n: int):
-        names = ("cos", "sin", "control", "env", "bm", "other_control", "other_env", "other_bm", "tmp", "shifted")
-        for name in names:
-            setattr(self, name, np.empty(n))
+        self.cos, self.sin = np.empty(n), np.empty(n)
+        self.control, self.env, self.bm, self.tmp = (np.empty((2, n)) for _ in range(4))
 
 
 @contextlib.contextmanager
@@ -344,12 +344,13 @@ def _ear_model(
     tpt = 2 * np.pi / RATE
 
     def control_envelopes(band):
-        """Both signals' control envelopes of ``band`` (widest bandwidth), in ``buf.control[_other]``."""
+        """Both signals' control envelopes of ``band`` (widest bandwidth), in ``buf.control``."""
         kernels.carriers(tpt, center_freq[band], buf.cos, buf.sin)
         widest = gammatone_coefficients(max_bandwidth[band], center_freq[band])
+        control = buf.control
         kernels.gammatone_pair(
-            reference, processed, buf.cos, buf.sin, widest, widest,
-            buf.control, buf.control, buf.other_control, buf.other_control, False,
+            reference, processed, buf.cos, buf.sin, widest, widest, control[0], control[0], control[1], control[1],
+            False,
         )  # fmt: skip
 
     # Pass 1: the reference's level-adjusted bandwidths, on which every band's group delay correction depends.
@@ -357,77 +358,77 @@ def _ear_model(
     for band in range(nchan):
         control_envelopes(band)
         reference_bandwidth[band] = bandwidth_adjust(
-            buf.control, reference_params.bandwidth[band], max_bandwidth[band], level1
+            buf.control[0], reference_params.bandwidth[band], max_bandwidth[band], level1
         )
     correction = group_delay_correction(reference_bandwidth, center_freq)
 
     window, half_sum, window_sum = _smoothing_window(smooth_ms, RATE)
     nseg_env = segment_count(npts, len(window))
-    smooth = {"reference": np.zeros((nchan, nseg_env)), "processed": np.zeros((nchan, nseg_env))}
-    averages = {key: np.zeros(nchan) for key in ("reference", "processed", "reference_control", "processed_control")}
-    bm = {"reference": np.empty((nchan, npts)), "processed": np.empty((nchan, npts))}
+    smooth = np.zeros((2, nchan, nseg_env))
+    averages = np.zeros((2, nchan))
+    control_averages = np.zeros((2, nchan))
+    bm_reference, bm_processed = np.empty((nchan, npts)), np.empty((nchan, npts))
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
     ihc = _ihc_coefficients(IHC_OVERSHOOT, RATE)
     lowpass_b, lowpass_a = butter(1, 800 / (0.5 * RATE))
-    signals = {
-        "reference": (reference_params, buf.control, buf.env, buf.bm),
-        "processed": (processed_params, buf.other_control, buf.other_env, buf.other_bm),
-    }
+    params = (reference_params, processed_params)
+    env, bm, tmp = buf.env, buf.bm, buf.tmp
 
     with LegacyNormalStream() as noise:
         for band in range(nchan):
             control_envelopes(band)
             processed_bandwidth = bandwidth_adjust(
-                buf.other_control, processed_params.bandwidth[band], max_bandwidth[band], level1
+                buf.control[1], processed_params.bandwidth[band], max_bandwidth[band], level1
             )
             kernels.gammatone_pair(
                 reference, processed, buf.cos, buf.sin,
                 gammatone_coefficients(reference_bandwidth[band], center_freq[band]),
                 gammatone_coefficients(processed_bandwidth, center_freq[band]),
-                buf.env, buf.bm, buf.other_env, buf.other_bm, True,
+                env[0], bm[0], env[1], bm[1], True,
             )  # fmt: skip
-            for key, (params, control, env, bm_motion) in signals.items():
-                averages[key][band] = _rms(env)
-                averages[key + "_control"][band] = _rms(control)
-                _compress(control, env, bm_motion, params, band, level1, lowpass_b, lowpass_a, buf.tmp)
+            for row in range(2):
+                averages[row, band] = _rms(env[row])
+                control_averages[row, band] = _rms(buf.control[row])
+            _compress(buf.control, env, bm, params, band, level1, lowpass_b, lowpass_a, tmp)
+            # Align the processed envelope and BM motion with the reference's.
+            for signal in (env, bm):
+                kernels.shift_right(signal[1], -envelope_delay(signal[0], signal[1]), signal[1])
+            # dB SL, IHC adaptation (tmp: the dB envelopes), group delay, smoothing.
+            kernels.add_scalar(env.ravel(), SMALL, tmp.ravel())
+            np.log10(tmp, out=tmp)
+            offsets = np.array([level1 - p.attn_ihc[band] for p in params])
+            kernels.sensation_level(tmp, env, bm, offsets, SMALL)
+            kernels.ihc_adaptation_pair(tmp, bm, ihc, SMALL)
+            delay = int(correction[band])
+            for row in range(2):
+                kernels.shift_right(tmp[row], delay, env[row])
+                kernels.env_smooth_band(env[row], window, half_sum, window_sum, nseg_env, smooth[row, band])
+            # The reference's threshold noise is drawn band by band (the processed signal's after all bands).
+            noise.add_scaled(bm[0], noise_gain, bm_reference[band], delay)
+            bm_processed[band] = bm[1]
 
-            for ref_sig, proc_sig in ((buf.env, buf.other_env), (buf.bm, buf.other_bm)):
-                delay = envelope_delay(ref_sig, proc_sig)
-                kernels.shift_right(proc_sig, -delay, buf.shifted)
-                proc_sig[:] = buf.shifted
-
-            for key, (params, _, env, bm_motion) in signals.items():
-                kernels.add_scalar(env, SMALL, buf.tmp)
-                np.log10(buf.tmp, out=buf.tmp)
-                kernels.sensation_level(buf.tmp, env, bm_motion, level1 - params.attn_ihc[band], SMALL)
-                # buf.tmp now holds the dB SL envelope.
-                kernels.ihc_adaptation(buf.tmp, bm_motion, ihc, SMALL)
-                kernels.shift_right(buf.tmp, int(correction[band]), buf.shifted)
-                kernels.env_smooth_band(buf.shifted, window, half_sum, window_sum, nseg_env, smooth[key][band])
-                if key == "reference":
-                    noise.add_scaled(bm_motion, noise_gain, bm_motion)
-                kernels.shift_right(bm_motion, int(correction[band]), bm[key][band])
-
-        covariance = _bm_covary(bm, correction, noise, noise_gain, covariance_ms, buf.shifted)
+        covariance = _bm_covary(bm_reference, bm_processed, correction, noise, noise_gain, covariance_ms, tmp[0])
 
     return EarModelOutput(
-        reference_smooth=smooth["reference"],
-        processed_smooth=smooth["processed"],
+        reference_smooth=smooth[0],
+        processed_smooth=smooth[1],
         cross_covariance=covariance[0],
         reference_mean_square=covariance[1],
-        reference_sl=convert_rms_to_sl(averages["reference"], averages["reference_control"], reference_params, level1),
-        processed_sl=convert_rms_to_sl(averages["processed"], averages["processed_control"], processed_params, level1),
+        reference_sl=convert_rms_to_sl(averages[0], control_averages[0], reference_params, level1),
+        processed_sl=convert_rms_to_sl(averages[1], control_averages[1], processed_params, level1),
     )
 
 
-def _compress(control, env, bm_motion, params, band, level1, lowpass_b, lowpass_a, tmp):
-    """OHC compression of ``env`` and ``bm_motion`` in place, the gain following the control envelope."""
-    kernels.floor_at(control, SMALL, tmp)
+def _compress(control, env, bm, params, band, level1, lowpass_b, lowpass_a, tmp):
+    """OHC compression of both rows of ``env`` and ``bm`` in place, the gain following the control envelope."""
+    kernels.floor_at(control.ravel(), SMALL, tmp.ravel())
     np.log10(tmp, out=tmp)
-    slope = 1 - (1 / params.compression_ratio[band])
-    kernels.compression_gain_db(tmp, level1, params.attn_ohc[band], params.low_knee[band], slope, 100, tmp)
+    attn = np.array([p.attn_ohc[band] for p in params])
+    knee = np.array([p.low_knee[band] for p in params])
+    slope = np.array([1 - (1 / p.compression_ratio[band]) for p in params])
+    kernels.compression_gain_db(tmp, level1, attn, knee, slope, 100)
     np.power(10, tmp, out=tmp)
-    kernels.compress(tmp, lowpass_b[0], lowpass_b[1], lowpass_a[1], env, bm_motion, env, bm_motion)
+    kernels.compress_pair(tmp, lowpass_b[0], lowpass_b[1], lowpass_a[1], env, bm)
 
 
 def _ihc_coefficients(delta: float, rate: float) -> np.ndarray:
@@ -447,36 +448,19 @@ def _ihc_coefficients(delta: float, rate: float) -> np.ndarray:
     return np.array([r_2, r_1 * r_2 * (c_1 / period), r_2 * r_3 * (c_2 / period), denom, a11, a12, a21, a22, 1 / r_1])
 
 
-def _bm_covary(bm, correction, noise, noise_gain, covariance_ms, unshifted):
-    """Add the processed signal's threshold noise band by band (delayed like its band), then the segment
-    cross-covariances and reference mean squares ``(nchan, nseg_bm)``."""
+def _bm_covary(bm_reference, bm_processed, correction, noise, noise_gain, covariance_ms, work):
+    """Add the processed signal's threshold noise band by band (then delay the band like the reference's),
+    and compute the segment cross-covariances and reference mean squares ``(nchan, nseg_bm)``."""
     window, half_corr, win_corr, half_sum2, win_sum2, maxlag = _covariance_window(covariance_ms, RATE)
-    nchan, npts = bm["reference"].shape
+    nchan, npts = bm_reference.shape
     nseg = segment_count(npts, len(window))
     covariance = np.zeros((nchan, nseg))
     ms_reference = np.zeros((nchan, nseg))
     ms_processed = np.zeros((nchan, nseg))
     for band in range(nchan):
-        # The processed motion was stored delayed by correction[band]; its noise is added unshifted, then
-        # delayed the same way: the first correction[band] samples of noise fall off the end.
-        delay = int(correction[band])
-        proc = bm["processed"][band]
-        kernels.shift_right(proc, -delay, unshifted)
-        noise.add_scaled(unshifted, noise_gain, unshifted)
-        kernels.shift_right(unshifted, delay, proc)
+        noise.add_scaled(bm_processed[band], noise_gain, work, int(correction[band]))
         kernels.bm_covary_band(
-            bm["reference"][band],
-            proc,
-            window,
-            half_corr,
-            win_corr,
-            half_sum2,
-            win_sum2,
-            maxlag,
-            nseg,
-            1.0e-30,
-            covariance[band],
-            ms_reference[band],
-            ms_processed[band],
-        )
+            bm_reference[band], work, window, half_corr, win_corr, half_sum2, win_sum2, maxlag, nseg, 1.0e-30,
+            covariance[band], ms_reference[band], ms_processed[band],
+        )  # fmt: skip
     return np.clip(covariance, 0, 1), ms_reference * 2.0

@@ -164,68 +164,92 @@ def add_scalar(x, small, out):
 
 
 @njit(cache=True)
-def compression_gain_db(log_control, level1, attn_ohc, threshold_low, slope, threshold_high, out):
-    """OHC gain in dB / 20 from ``log10`` of the control envelope (clipped to ``[threshold_low, threshold_high]``)."""
-    for i in range(log_control.shape[0]):
-        level = level1 + 20 * log_control[i]
-        level = min(level, threshold_high) if level == level else level
-        level = max(level, threshold_low) if level == level else level
-        out[i] = (-attn_ohc - (level - threshold_low) * slope) / 20
+def compression_gain_db(log_control, level1, attn_ohc, threshold_low, slope, threshold_high):
+    """OHC gains in dB / 20 from ``log10`` of the ``(2, n)`` control envelopes (levels clipped to
+    ``[threshold_low, threshold_high]``), in place; ``attn_ohc``, ``threshold_low``, ``slope``: per row."""
+    for row in range(log_control.shape[0]):
+        attn, low, k = attn_ohc[row], threshold_low[row], slope[row]
+        for i in range(log_control.shape[1]):
+            level = level1 + 20 * log_control[row, i]
+            level = min(level, threshold_high) if level == level else level
+            level = max(level, low) if level == level else level
+            log_control[row, i] = (-attn - (level - low) * k) / 20
 
 
 @njit(cache=True)
-def compress(gain, b0, b1, a1, env, bm, env_out, bm_out):
-    """1st-order low-pass ``lfilter([b0, b1], [1, a1])`` of the linear gain, applied to envelope and BM motion."""
-    z = 0.0
-    for i in range(gain.shape[0]):
-        x = gain[i]
-        y = z + b0 * x
-        z = x * b1 - y * a1
-        env_out[i] = y * env[i]
-        bm_out[i] = y * bm[i]
+def compress_pair(gain, b0, b1, a1, env, bm):
+    """Both rows of ``(2, n)`` linear gains through ``lfilter([b0, b1], [1, a1])`` (1st-order low-pass), then
+    multiplied into the rows of ``env`` and ``bm`` in place."""
+    z0 = 0.0
+    z1 = 0.0
+    for i in range(gain.shape[1]):
+        x0 = gain[0, i]
+        x1 = gain[1, i]
+        y0 = z0 + b0 * x0
+        y1 = z1 + b0 * x1
+        z0 = x0 * b1 - y0 * a1
+        z1 = x1 * b1 - y1 * a1
+        env[0, i] = y0 * env[0, i]
+        env[1, i] = y1 * env[1, i]
+        bm[0, i] = y0 * bm[0, i]
+        bm[1, i] = y1 * bm[1, i]
 
 
 @njit(cache=True)
-def sensation_level(log_env, env, bm, offset, small):
-    """dB SL envelope ``max(offset + 20 log10(env + small), 0)``, in ``log_env``; BM motion rescaled in place."""
-    for i in range(env.shape[0]):
-        db = offset + 20 * log_env[i]
-        db = max(db, 0) if db == db else db
-        log_env[i] = db
-        bm[i] = (db + small) / (env[i] + small) * bm[i]
+def sensation_level(log_env, env, bm, offsets, small):
+    """dB SL envelopes ``max(offset + 20 log10(env + small), 0)`` of the rows of ``(2, n)`` arrays, written
+    over ``log_env`` (which holds the ``log10``); BM motions rescaled in place."""
+    for row in range(env.shape[0]):
+        offset = offsets[row]
+        for i in range(env.shape[1]):
+            db = offset + 20 * log_env[row, i]
+            db = max(db, 0) if db == db else db
+            log_env[row, i] = db
+            bm[row, i] = (db + small) / (env[row, i] + small) * bm[row, i]
+
+
+@njit(cache=True, inline="always")
+def _ihc_step(v0, v1, v2, k):
+    b1 = v0 * k[0] + k[1] * v1
+    b2 = k[2] * v2
+    v1 = k[3] * (k[7] * b1 - k[5] * b2)
+    v2 = k[3] * (-k[6] * b1 + k[4] * b2)
+    return (v0 - v1) * k[8], v1, v2
 
 
 @njit(cache=True)
-def ihc_adaptation(db, bm, coefs, small):
-    """Rapid and short-term IHC adaptation of the dB SL envelope ``db`` and BM motion ``bm``, in place.
+def ihc_adaptation_pair(db, bm, coefs, small):
+    """Rapid and short-term IHC adaptation of both rows of the ``(2, n)`` dB SL envelopes ``db`` and BM
+    motions ``bm``, in place (output floored at 0 dB, BM scaled by the envelope's gain).
 
     ``coefs = (r2, p1, p2, denom, a11, a12, a21, a22, r1_inv)`` of the equivalent RC circuit.
     """
-    r2, p1, p2, denom = coefs[0], coefs[1], coefs[2], coefs[3]
-    a11, a12, a21, a22, r1_inv = coefs[4], coefs[5], coefs[6], coefs[7], coefs[8]
-    v1 = 0.0
-    v2 = 0.0
-    for i in range(db.shape[0]):
-        v0 = db[i]
-        b1 = v0 * r2 + p1 * v1
-        b2 = p2 * v2
-        v1 = denom * (a22 * b1 - a12 * b2)
-        v2 = denom * (-a21 * b1 + a11 * b2)
-        out = (v0 - v1) * r1_inv
-        out = max(out, 0) if out == out else out
-        bm[i] = (out + small) / (v0 + small) * bm[i]
-        db[i] = out
+    u1 = u2 = w1 = w2 = 0.0
+    for i in range(db.shape[1]):
+        u0 = db[0, i]
+        w0 = db[1, i]
+        out_u, u1, u2 = _ihc_step(u0, u1, u2, coefs)
+        out_w, w1, w2 = _ihc_step(w0, w1, w2, coefs)
+        out_u = max(out_u, 0) if out_u == out_u else out_u
+        out_w = max(out_w, 0) if out_w == out_w else out_w
+        bm[0, i] = (out_u + small) / (u0 + small) * bm[0, i]
+        bm[1, i] = (out_w + small) / (w0 + small) * bm[1, i]
+        db[0, i] = out_u
+        db[1, i] = out_w
 
 
 @njit(cache=True)
 def shift_right(x, delay, out):
-    """``out = concat(zeros(delay), x[:n - delay])`` for ``delay >= 0``, else ``concat(x[-delay:], zeros(-delay))``."""
+    """``out = concat(zeros(delay), x[:n - delay])`` for ``delay >= 0``, else ``concat(x[-delay:], zeros(-delay))``.
+
+    ``out`` may be ``x`` (the copy runs in the safe direction).
+    """
     n = x.shape[0]
     if delay >= 0:
+        for i in range(n - 1, delay - 1, -1):
+            out[i] = x[i - delay]
         for i in range(min(delay, n)):
             out[i] = 0.0
-        for i in range(delay, n):
-            out[i] = x[i - delay]
     else:
         for i in range(n + delay):
             out[i] = x[i - delay]
@@ -265,16 +289,17 @@ def _windowed_zero_mean(x, start, window, w0, n, out):
         out[j] = out[j] - mean
 
 
-@njit(cache=True, fastmath=True)
-def _approximate_lag_products(a, b, n, maxlag, out):
-    """``out[k + maxlag]`` ~ ``sum_i a[i + k] * b[i]`` for ``|k| <= maxlag`` (any summation order)."""
-    for k in range(-maxlag, maxlag + 1):
-        lo = max(0, -k)
-        hi = min(n, n - k)
-        acc = 0.0
-        for i in range(lo, hi):
-            acc += a[i + k] * b[i]
-        out[k + maxlag] = acc
+@njit(cache=True)
+def _approximate_lag_products(a_padded, b, n, maxlag, out):
+    """``out[k + maxlag]`` ~ ``sum_i a[i + k] * b[i]`` for ``|k| <= maxlag`` (summed over ``i``, not as numpy
+    sums), with ``a_padded = [0] * maxlag + a + [0] * maxlag``: one pass, all lags at once."""
+    width = 2 * maxlag + 1
+    for j in range(width):
+        out[j] = 0.0
+    for i in range(n):
+        bi = b[i]
+        for j in range(width):
+            out[j] += a_padded[i + j] * bi
 
 
 @njit(cache=True)
@@ -290,13 +315,14 @@ _DOT_ERROR = 4.0
 
 
 @njit(cache=True)
-def _peak_covariance(a, b, n, maxlag, inv_corr, energy, approx):
+def _peak_covariance(a_padded, b, n, maxlag, inv_corr, energy, approx):
     """``max |np.correlate(a, b, 'full')[n-1-maxlag : n+maxlag] * inv_corr|`` with numpy's values.
 
     The lags are first scored approximately; only those that can be the maximum within the round-off
     bound (``energy = sqrt(sum a^2 * sum b^2)`` times ``n`` eps) are computed as numpy computes them.
     """
-    _approximate_lag_products(a, b, n, maxlag, approx)
+    _approximate_lag_products(a_padded, b, n, maxlag, approx)
+    a = a_padded[maxlag : maxlag + n]
     best = -1.0
     worst_weight = 0.0
     for j in range(2 * maxlag + 1):
@@ -324,7 +350,7 @@ def bm_covary_band(x, y, window, half_corr, win_corr, half_sum2, win_sum2, maxla
     """
     nwin = window.shape[0]
     nhalf = nwin // 2
-    bx = np.empty(nwin)
+    padded_x = np.zeros(nwin + 2 * maxlag)
     by = np.empty(nwin)
     approx = np.empty(2 * maxlag + 1)
     start = 0
@@ -335,13 +361,15 @@ def bm_covary_band(x, y, window, half_corr, win_corr, half_sum2, win_sum2, maxla
             n, w0, inv_corr, norm = nwin, 0, win_corr, win_sum2
         if seg > 0:
             start += nhalf
+        bx = padded_x[maxlag : maxlag + n]
+        padded_x[maxlag + n :] = 0.0
         _windowed_zero_mean(x, start, window, w0, n, bx)
         _windowed_zero_mean(y, start, window, w0, n, by)
         sx = pairwise_sum(bx, 0, n, True)
         sy = pairwise_sum(by, 0, n, True)
         mx = sx * norm
         my = sy * norm
-        peak = _peak_covariance(bx, by, n, maxlag, inv_corr, np.sqrt(sx * sy), approx)
+        peak = _peak_covariance(padded_x, by, n, maxlag, inv_corr, np.sqrt(sx * sy), approx)
         cov[seg] = peak / np.sqrt(mx * my) if (mx > small and my > small) else 0.0
         ms_x[seg] = mx
         ms_y[seg] = my

@@ -41,8 +41,9 @@ def _twist(key, words):
 
 
 @njit(cache=True)
-def _gaussians(x, gain, out, key, ints, cached, store):
-    """For each ``i``: the next ``legacy_gauss`` value ``z`` and, when ``store``, ``out[i] = x[i] + gain * z``.
+def _gaussians(x, gain, out, offset, key, ints, cached):
+    """For each ``i``: the next ``legacy_gauss`` value ``z``; ``out[i + offset] = x[i] + gain * z`` where
+    ``i + offset < len(out)`` (later values are drawn and dropped).
 
     ``ints = [pos, has_gauss]``, ``cached = [gauss]``: the generator's position, cache flag and cached value.
     """
@@ -80,8 +81,8 @@ def _gaussians(x, gain, out, key, ints, cached, store):
             gauss = f * x1
             has_gauss = 1
             z = f * x2
-        if store:
-            out[i] = x[i] + gain * z
+        if i + offset < out.shape[0]:
+            out[i + offset] = x[i] + gain * z
     ints[0] = pos
     ints[1] = has_gauss
     cached[0] = gauss
@@ -107,13 +108,15 @@ class LegacyNormalStream:
         state = ("MT19937", self._key, int(self._ints[0]), int(self._ints[1]), float(self._cached[0]))
         np.random.set_state(state)  # noqa: NPY002
 
-    def add_scaled(self, x: np.ndarray, gain: float, out: np.ndarray) -> np.ndarray:
-        """``out = x + gain * standard_normal(x.size)`` (``out`` may be ``x``)."""
-        _gaussians(x, gain, out, self._key, self._ints, self._cached, True)
+    def add_scaled(self, x: np.ndarray, gain: float, out: np.ndarray, delay: int = 0) -> np.ndarray:
+        """``out = x + gain * standard_normal(x.size)`` delayed by ``delay >= 0`` samples (zeros first; the
+        last ``delay`` sums drop off the end). ``out`` may be ``x`` when ``delay`` is 0."""
+        out[:delay] = 0.0
+        _gaussians(x, gain, out, delay, self._key, self._ints, self._cached)
         return out
 
     def normals(self, shape: tuple[int, ...]) -> np.ndarray:
         """``standard_normal(shape)``, C order."""
         out = np.zeros(int(np.prod(shape)))
-        _gaussians(out, 1.0, out, self._key, self._ints, self._cached, True)
+        _gaussians(out, 1.0, out, 0, self._key, self._ints, self._cached)
         return out.reshape(shape)
