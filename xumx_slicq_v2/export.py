@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._optional import exit_if_missing, require
 from .audio import atomic_path
 from .model import SOURCES, ModelConfig, Unmix
 from .wiener import wiener_real
@@ -137,8 +138,7 @@ def export_onnx(model: Unmix, path: str | os.PathLike, opset: int = ONNX_OPSET, 
     Dynamic axes: batch (0) and slices (3 of the inputs, 4 of the outputs). With ``check`` the file is run with
     ONNX Runtime on another batch size and slice count and compared with torch (an error if they differ).
     """
-    import onnx
-
+    onnx = require("onnx", extra="onnx", purpose="ONNX export")
     network = traceable_network(model)
     count = len(model.block_shapes)
     dynamic_axes = {name: {0: "batch", 3: "slices"} for name in input_names(count)}
@@ -195,8 +195,7 @@ def _session(path: str | os.PathLike, cuda: bool):  # -> onnxruntime.InferenceSe
     """An ONNX Runtime session with as many intra-op threads as torch uses (not spinning when idle, no CPU memory
     arena); on torch's current CUDA device first when ``cuda`` (CPU as fallback), with a warning when CUDA is not
     what it got."""
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", extra="onnx-cuda" if cuda else "onnx", purpose="ONNX Runtime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -284,8 +283,7 @@ class OnnxNetwork:
 
 def _file_fingerprint(path: Path) -> str | None:
     """Our fingerprint stored in an ONNX file, or ``None`` if it has none or cannot be read."""
-    import onnx
-
+    onnx = require("onnx", extra="onnx", purpose="ONNX Runtime caching")
     try:
         graph = onnx.load(str(path), load_external_data=False)
     except Exception:
@@ -349,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.opset < ONNX_OPSET:

@@ -31,6 +31,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from ._optional import exit_if_missing
 from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
 from .model import SOURCES
 from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate_stream
@@ -455,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

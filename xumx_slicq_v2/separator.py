@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ._optional import require
 from .audio import RESAMPLE_BLOCK, resample
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
@@ -137,6 +138,10 @@ class Separator(nn.Module):
         backend = runtime_backend or ("torch-cuda" if torch.device(device).type == "cuda" else "torch-cpu")
         if backend not in RUNTIME_BACKENDS:
             raise ValueError(f"unknown runtime backend {backend!r}; choose one of {', '.join(RUNTIME_BACKENDS)}")
+        if backend.startswith("onnx"):  # before loading anything: a missing package is a one-line error
+            extra = "onnx-cuda" if backend == "onnx-cuda" else "onnx"
+            for module in ("onnx", "onnxruntime"):
+                require(module, extra=extra, purpose=f"the {backend} runtime backend")
         if backend.endswith("cuda"):
             device = device if torch.device(device).type == "cuda" else "cuda"
             if not torch.cuda.is_available():
