@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._optional import exit_if_missing, require
+
 #: The runtime backends (`xumx_slicq_v2.separator.RUNTIME_BACKENDS`, checked after parsing).
 BACKENDS_HELP = "torch-cpu (default), torch-cuda, onnx-cpu or onnx-cuda"
 #: Seconds of audio per separated chunk: the first one plays after about this long times the model's speed.
@@ -85,6 +87,7 @@ def default_listeners_file() -> Path | None:
     return path if path.is_file() else None
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -106,15 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.runtime_backend not in RUNTIME_BACKENDS:
         parser.error(f"--runtime-backend {args.runtime_backend}: choose one of {', '.join(RUNTIME_BACKENDS)}")
-    try:
-        from .server import MixerSettings, create_app, serve
-    except ImportError as err:
-        print(
-            f"error: the web mixer needs {err.name or 'its server packages'}, which is not installed: "
-            "pip install 'xumx-slicq-v2[ui]'",
-            file=sys.stderr,
-        )
-        return 2
+    for module in ("starlette", "uvicorn", "websockets"):
+        require(module, extra="ui", purpose="the web mixer")
+    from .server import MixerSettings, create_app, serve
+
     listeners_file = args.listeners or default_listeners_file()
     try:
         listeners = read_listeners(listeners_file) if listeners_file is not None else {}

@@ -96,11 +96,11 @@ def same_origin(headers: Mapping[str, str]) -> bool:
 
 
 def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping[str, Listener]) -> Starlette:
-    """The app; its lifespan owns the separation thread, the upload folder and the songs."""
-    state: dict[str, object] = {}
+    """The app; its lifespan owns the separation thread, the upload folder and the songs (``app.state.store``,
+    and the open pages' sessions by id, ``app.state.sessions``)."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="separate") as executor,
             tempfile.TemporaryDirectory(prefix="demixui-uploads-") as upload_dir,
@@ -108,7 +108,7 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
             store = SongStore(separator, executor, Path(upload_dir), settings.max_upload_bytes)
             if settings.input_file is not None:
                 store.add(settings.input_file, settings.input_file.name)
-            state.update(store=store, sessions={})
+            app.state.store, app.state.sessions = store, {}
             try:
                 yield
             finally:
@@ -120,7 +120,7 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
     async def upload(request: Request) -> Response:
         if not same_origin(request.headers):
             return JSONResponse({"error": "uploads come from the mixer's page only"}, status_code=403)
-        session = state["sessions"].get(request.query_params.get("session", ""))
+        session = request.app.state.sessions.get(request.query_params.get("session", ""))
         if session is None:
             return JSONResponse({"error": "no such page session (reload the page)"}, status_code=403)
         name = Path(unquote(request.headers.get("x-file-name", "upload"))).name or "upload"
@@ -129,7 +129,7 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
             limit = settings.max_upload_bytes / 2**20
             return JSONResponse({"error": f"{name}: larger than the upload limit of {limit:g} MiB"}, status_code=413)
         try:
-            song = await state["store"].upload(request.stream(), name, owner=session.id)
+            song = await request.app.state.store.upload(request.stream(), name, owner=session.id)
         except UploadTooLarge as err:
             return JSONResponse({"error": str(err)}, status_code=413)
         except SongError as err:
@@ -141,8 +141,8 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        sessions: dict[str, Session] = state["sessions"]
-        session = Session(secrets.token_urlsafe(12), websocket, state["store"], listeners, settings.nfir)
+        sessions: dict[str, Session] = websocket.app.state.sessions
+        session = Session(secrets.token_urlsafe(12), websocket, websocket.app.state.store, listeners, settings.nfir)
         sessions[session.id] = session
         listeners_file = str(settings.listeners_file) if settings.listeners_file else None
         session.hello(settings.model, listeners_file, settings.max_upload_bytes)

@@ -35,9 +35,10 @@ STEMS_FRAME, HEARD_FRAME = 0, 1
 def audio_frame(kind: int, generation: int, start: int, samples: np.ndarray) -> bytes:
     """One binary frame for ``samples`` ``(sources, channels, n)`` starting at sample ``start``."""
     _sources, channels, count = samples.shape
-    return FRAME_HEADER.pack(kind, generation, float(start), count, channels) + np.ascontiguousarray(
-        samples, dtype="<f4"
-    ).tobytes()
+    return (
+        FRAME_HEADER.pack(kind, generation, float(start), count, channels)
+        + np.ascontiguousarray(samples, dtype="<f4").tobytes()
+    )
 
 
 def parse_audiogram(value: object, ear: str) -> Audiogram:
@@ -74,8 +75,9 @@ class Session:
     listener (a new ``generation``), when the heard stems are filtered again from the first sample.
     """
 
-    def __init__(self, session_id: str, websocket: WebSocket, store: SongStore, listeners: Mapping[str, Listener],
-                 nfir: int):
+    def __init__(
+        self, session_id: str, websocket: WebSocket, store: SongStore, listeners: Mapping[str, Listener], nfir: int
+    ):
         self.id, self.websocket, self.store, self.listeners, self.nfir = session_id, websocket, store, listeners, nfir
         self.song: Song | None = None
         self.listener: Listener | None = None

@@ -45,7 +45,7 @@ def read_song(path: Path, name: str) -> tuple[np.ndarray, int]:
     try:
         audio, sample_rate = load_audio(path)
     except AudioError as err:
-        reason = str(err).removeprefix(f"{path}: ")
+        reason = str(err).removeprefix(f"{path}: ").replace(str(path), name)  # the user never sees server paths
         raise SongError(f"{name}: not an audio file the demixer can read ({reason})") from None
     if audio.shape[-1] == 0:
         raise SongError(f"{name}: the file holds no samples")
@@ -197,6 +197,8 @@ class SongStore:
             song.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await song.task
+        if song.length is not None and not song.done:
+            log.info("%s: closed; separation stopped at %d of %d samples", song.name, song.separated, song.length)
         song.stems = None
         if song.temporary:
             song.path.unlink(missing_ok=True)

@@ -19,7 +19,8 @@ const app = {
   stems: null, // [source][channel] Float32Array (shared)
   heard: null, // [source][ear] Float32Array (shared), once a listener is chosen
   available: null, // Int32Array (shared): [stem samples received, heard samples received]
-  clock: null, // Float64Array (shared): [position, playing, waiting] (written by the audio thread)
+  clock: null, // Float64Array (shared): [position, playing, waiting, heard] (written by the audio thread)
+  sent: 0, // messages sent to the server
   separated: 0,
   generation: 0,
   listener: null,
@@ -50,6 +51,7 @@ function connect() {
 }
 
 function send(message) {
+  app.sent += 1;
   app.ws.send(JSON.stringify(message));
 }
 
@@ -91,7 +93,7 @@ function onSong(message) {
   app.stems = app.sources.map(() => Array.from({ length: channels }, () => shared(length)));
   app.heard = null;
   app.available = new Int32Array(new SharedArrayBuffer(8));
-  app.clock = new Float64Array(new SharedArrayBuffer(24));
+  app.clock = new Float64Array(new SharedArrayBuffer(32));
   app.separated = 0;
   app.loop = null;
   $("loop").checked = false;
@@ -632,7 +634,8 @@ window.demixui = {
     .concat([["master", app.master ? app.master.gain.value : null]])),
   status: () => ({
     song: app.song, separated: app.separated, position: position(), playing: playing(),
-    waiting: app.clock ? app.clock[2] === 1 : false, contextState: app.ctx ? app.ctx.state : null,
+    waiting: app.clock ? app.clock[2] === 1 : false, playingHeard: app.clock ? app.clock[3] === 1 : false,
+    contextState: app.ctx ? app.ctx.state : null, messagesSent: app.sent,
     stemsReceived: app.available ? Atomics.load(app.available, 0) : 0,
     heardReceived: app.available ? Atomics.load(app.available, 1) : 0,
     listener: app.listener ? app.listener.id : null, generation: app.generation, loop: app.loop,

@@ -4,7 +4,7 @@
 //
 // processorOptions: sources (count), length (samples), stems: [source][channel] Float32Array (shared),
 // available: Int32Array (shared) [stem samples received, heard samples received], clock: Float64Array (shared)
-// written here [position, playing, waiting for samples].
+// written here [position, playing, waiting for samples, playing the heard stems].
 // Messages: {type: "play"}, {type: "pause"}, {type: "seek", position}, {type: "loop", loop: {start, end} | null},
 // {type: "heard", heard: [source][ear] Float32Array (shared) | null} (play the listener's stems, or the stems).
 "use strict";
@@ -69,6 +69,7 @@ class StemPlayer extends AudioWorkletProcessor {
     this.clock[0] = this.position;
     this.clock[1] = this.playing ? 1 : 0;
     this.clock[2] = waiting ? 1 : 0;
+    this.clock[3] = this.heard ? 1 : 0;
     return true;
   }
 }
