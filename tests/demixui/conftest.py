@@ -41,7 +41,7 @@ def songs(tmp_path_factory) -> dict[str, Path]:
     """``short`` (5 s stereo 16-bit WAV, a name with spaces), ``long`` (16 s FLAC: eight chunks), ``corrupt``."""
     folder = tmp_path_factory.mktemp("songs")
     paths = {"short": folder / "short song.wav", "long": folder / "long song.flac", "corrupt": folder / "broken.mp3"}
-    for (kind, seconds, seed, subtype) in (("short", 5.0, 3, "PCM_16"), ("long", 16.0, 4, "PCM_16")):
+    for kind, seconds, seed, subtype in (("short", 5.0, 3, "PCM_16"), ("long", 16.0, 4, "PCM_16")):
         mixture = sum(render_song(seed, seconds).values())
         sf.write(paths[kind], mixture.T, SAMPLE_RATE, subtype=subtype)
     paths["corrupt"].write_bytes(b"ID3\x03\x00" + np.random.default_rng(0).bytes(50_000))

@@ -287,8 +287,18 @@ def test_command_line_serves_and_stops(songs, listeners_file, tmp_path):
 
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "xumx_slicq_v2.demixui", "--input-file", str(songs["short"]), "--model", "demo",
-            "--no-browser", "--port", "0", "--listeners", str(listeners_file),
+            sys.executable,
+            "-m",
+            "xumx_slicq_v2.demixui",
+            "--input-file",
+            str(songs["short"]),
+            "--model",
+            "demo",
+            "--no-browser",
+            "--port",
+            "0",
+            "--listeners",
+            str(listeners_file),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

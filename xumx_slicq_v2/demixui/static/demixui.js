@@ -60,7 +60,10 @@ function onMessage(message) {
   else if (message.type === "song") onSong(message);
   else if (message.type === "progress") onProgress(message);
   else if (message.type === "listener") onListener(message);
-  else if (message.type === "error") showMessage(message.message);
+  else if (message.type === "error") {
+    showMessage(message.message);
+    $("song").textContent = app.song ? app.song.name : "";
+  }
 }
 
 function onHello(message) {
