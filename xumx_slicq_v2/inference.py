@@ -41,8 +41,9 @@ from .audio import (
     load_audio,
     remove_stale_temporaries,
 )
+from .backends import RUNTIME_BACKENDS
 from .model import SOURCES
-from .separator import RUNTIME_BACKENDS, ChunkingConfig, ChunkingError, Separator, separate_stream
+from .separator import ChunkingConfig, ChunkingError, Separator, separate_stream
 from .signals import exit_on_signal, sigterm_exits
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
