@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from xumx_slicq_v2.audio import atomic_path, write_text_atomic
 from xumx_slicq_v2.model import ModelConfig, Unmix, build_unmix
+from xumx_slicq_v2.provenance import file_sha256
 
 #: File names inside a model directory.
 WEIGHTS_NAME = "xumx_slicq_v2.pth"
@@ -34,6 +35,13 @@ METADATA_NAME = "xumx_slicq_v2.json"
 PRETRAINED_URLS = {
     "offline": "https://github.com/sevagh/xumx-sliCQ/raw/v2/pretrained_model",
     "realtime": "https://github.com/sevagh/xumx-sliCQ/raw/v2/pretrained_model_realtime",
+}
+
+#: Size in bytes and SHA-256 of the published weights (``xumx_slicq_v2.pth``), checked after download and when
+#: found in place.
+PUBLISHED_WEIGHTS = {
+    "offline": (62_466_945, "48c86f90083c8417c47e236b12a848518c3e29d46b1a34d7e275d27b1e3203f8"),
+    "realtime": (62_467_137, "12e25e8b7289117a1edc95fa898d40c074a56bfa9057f0b36b2d4c7c3bafe5c1"),
 }
 
 #: The demo model of this repository (written by the training recipe).
@@ -78,6 +86,14 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, download: bool = True) -> 
     if missing:
         raise CheckpointError(f"{path}: model directory lacks {' and '.join(missing)}")
     return path
+
+
+def weights_sha256(name_or_dir: str | os.PathLike) -> str:
+    """SHA-256 of a model's weights: the published checksum for ``offline``/``realtime`` (the files are checked
+    against it when loaded), else that of the directory's ``xumx_slicq_v2.pth`` (not downloading anything)."""
+    if isinstance(name_or_dir, str) and name_or_dir in PUBLISHED_WEIGHTS:
+        return PUBLISHED_WEIGHTS[name_or_dir][1]
+    return file_sha256(resolve_model_dir(name_or_dir, download=False) / WEIGHTS_NAME)
 
 
 def download_pretrained(name: str, directory: str | os.PathLike) -> Path:
