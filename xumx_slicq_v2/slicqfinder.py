@@ -359,7 +359,7 @@ def plot_records(records: Sequence[dict[str, Any]], path: Path) -> None:
         by_size.scatter([record["coefficients_per_second"] for record in chosen], totals, label=scale, s=18)
     strategy = records[0]["strategy"] if records else ""
     by_bins.set(xlabel="frequency bins", ylabel=f"total SDR, oracle {strategy} (dB)", title="SDR against bins")
-    by_size.set(xscale="log", xlabel="sliCQT coefficients per second and channel", ylabel="total SDR (dB)",
+    by_size.set(xlabel="sliCQT coefficients per second and channel", ylabel="total SDR (dB)",
                 title="SDR against the network's input size")  # fmt: skip
     for axes in (by_bins, by_size):
         axes.grid(alpha=0.3)
