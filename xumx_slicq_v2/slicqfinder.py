@@ -408,7 +408,8 @@ def search(
     earlier = read_records(json_path, names) if json_path else []
     done = {record_key(record): record for record in earlier}
     keys = [candidate_key(candidate, strategy) for candidate in candidates]
-    others = [record for record in earlier if record_key(record) not in set(keys)]
+    wanted = set(keys)
+    others = [record for record in earlier if record_key(record) not in wanted]
     todo = [candidate for candidate, key in zip(candidates, keys, strict=True) if key not in done]
 
     def save(record: dict[str, Any]) -> None:
