@@ -31,9 +31,11 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from ._optional import exit_if_missing
 from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
+from .backends import RUNTIME_BACKENDS
 from .model import SOURCES
-from .separator import RUNTIME_BACKENDS, ChunkingConfig, Separator, separate_stream
+from .separator import ChunkingConfig, Separator, separate_stream
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -455,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

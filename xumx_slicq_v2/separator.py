@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +23,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .audio import RESAMPLE_BLOCK, resample
+from .backends import NetworkFn, backend_device, build_network, check_backend
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
-
-#: Signature of the network call used by the separator: real/imag blocks ``(batch, 2, F, S, T, 2)`` in,
-#: real/imag estimates ``(batch, targets, 2, F, S, T, 2)`` out (`Unmix.forward_real` or an ONNX session).
-NetworkFn = Callable[[Sequence[Tensor]], Sequence[Tensor]]
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ class Separator(nn.Module):
     Args:
         model: the network (its ``config`` gives the sliCQT).
         chunking: chunk, context and cross-fade lengths.
-        network: optional replacement of ``model.forward_real`` (e.g. an ONNX Runtime session wrapper).
+        network: optional replacement of ``model.forward_real`` (a runtime backend, `xumx_slicq_v2.backends`).
     """
 
     def __init__(self, model: Unmix, chunking: ChunkingConfig | None = None, network: NetworkFn | None = None):
@@ -135,20 +132,10 @@ class Separator(nn.Module):
         from .checkpoint import load_model
 
         backend = runtime_backend or ("torch-cuda" if torch.device(device).type == "cuda" else "torch-cpu")
-        if backend not in RUNTIME_BACKENDS:
-            raise ValueError(f"unknown runtime backend {backend!r}; choose one of {', '.join(RUNTIME_BACKENDS)}")
-        if backend.endswith("cuda"):
-            device = device if torch.device(device).type == "cuda" else "cuda"
-            if not torch.cuda.is_available():
-                raise RuntimeError(f"runtime backend {backend} needs a CUDA device, and torch sees none")
-        else:
-            device = "cpu"
+        check_backend(backend)  # before loading anything: a missing package is a one-line error
+        device = backend_device(backend, device)
         model, _config, model_dir = load_model(name_or_dir, realtime=realtime, device=device)
-        network = None
-        if backend.startswith("onnx"):
-            from .export import onnx_network
-
-            network = onnx_network(model, model_dir, cuda=backend == "onnx-cuda")
+        network = build_network(backend, model, model_dir)
         return cls(model, chunking=chunking, network=network).to(device)
 
     @property
@@ -229,10 +216,6 @@ def check_audio_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     return batch, channels, length
 
 
-#: Runtime backends, with the reference's names.
-RUNTIME_BACKENDS = ("torch-cpu", "torch-cuda", "onnx-cpu", "onnx-cuda")
-
-
 def separate_stream(
     audio: np.ndarray, sample_rate: float, separator: Separator, progress: bool = False
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -246,6 +229,7 @@ def separate_stream(
     Args:
         audio: ``(channels, samples)`` with 1 or 2 channels, or ``(samples,)``.
         sample_rate: of ``audio`` in Hz.
+        separator: a `Separator`, or any object with its ``sources``, ``sample_rate`` and ``stream``.
 
     Yields:
         ``(start, {source: array})``: consecutive pieces at ``sample_rate`` starting at sample ``start``, float32,

@@ -17,6 +17,8 @@ from xumx_slicq_v2.separator import (
     separate_stream,
 )
 
+from ..random_weights import random_model
+
 
 @pytest.mark.parametrize("variant", ["offline", "realtime"])
 def test_matches_reference_waveforms(variant: str, reference_vectors, formula_state_dict) -> None:
@@ -33,17 +35,11 @@ def test_matches_reference_waveforms(variant: str, reference_vectors, formula_st
 
 
 def small_model(realtime: bool, seed: int = 0) -> torch.nn.Module:
-    """A fast model on a 16 kHz mel sliCQT with random weights and non-trivial BatchNorm statistics."""
-    torch.manual_seed(seed)
+    """A fast model on a 16 kHz mel sliCQT with random weights."""
     config = ModelConfig(
         scale="mel", bins=32, fmin=60.0, sample_rate=16000, hidden_size_1=4, hidden_size_2=4, realtime=realtime
     )
-    model = build_unmix(config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_var.uniform_(0.5, 2.0)
-            module.running_mean.uniform_(-0.1, 0.1)
-    return model.eval()
+    return random_model(config, seed)
 
 
 def music_like(seconds: float, rate: int, channels: int = 2, seed: int = 0) -> torch.Tensor:
