@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import training
+from ._optional import exit_if_missing, require
 
 if TYPE_CHECKING:
     import optuna
@@ -70,11 +71,7 @@ class StudyError(ValueError):
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError as err:
-        raise StudyError(f"the hyperparameter study needs optuna, which is not installed: "
-                         f"pip install 'xumx-slicq-v2[tune]' ({err})") from err  # fmt: skip
+    optuna = require("optuna", extra="tune", purpose="the hyperparameter study")
     # the retry of failed trials is marked experimental in Optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
@@ -406,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     args = build_parser().parse_args(argv)
     if args.model_path is not None:

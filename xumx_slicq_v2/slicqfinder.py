@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._optional import exit_if_missing, require
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -344,8 +346,7 @@ def format_table(records: Sequence[dict[str, Any]], per_target: bool = False) ->
 
 def plot_records(records: Sequence[dict[str, Any]], path: Path) -> None:
     """Total SDR against bins (one series per scale) and against coefficients per second, as an image."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", extra="tune", purpose="the slicqfinder plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -508,6 +509,7 @@ def candidates_from_args(args: argparse.Namespace) -> list[Candidate]:
     return draw_candidates(scales, (int(low), int(high)), grid, args.n_iter, args.max_sllen, args.random_seed)
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     if not args.musdb_root:
