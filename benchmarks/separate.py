@@ -56,8 +56,8 @@ def prepare_models(folder: Path, models: list[str], backends: list[str]) -> dict
     is asked for. Returns export seconds per model (0 when the cached export was reused)."""
     import torch
 
+    from xumx_slicq_v2.backends import cached_onnx
     from xumx_slicq_v2.checkpoint import load_model, save_model
-    from xumx_slicq_v2.export import cached_onnx
     from xumx_slicq_v2.model import ModelConfig, build_unmix
 
     export_seconds = {}

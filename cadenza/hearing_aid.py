@@ -1,5 +1,8 @@
-"""The baseline hearing aid: NAL-R per ear with that ear's audiogram (pyclarity), an optional compressor, the
-stereo remix, and the evaluation-segment cut. Plain numpy in and out; signals are ``(samples,)`` per ear."""
+"""The baseline hearing aid: NAL-R per ear with that ear's audiogram, an optional compressor (pyclarity), the
+stereo remix, and the evaluation-segment cut. Plain numpy in and out; signals are ``(samples,)`` per ear.
+
+NAL-R is the library's `xumx_slicq_v2.hearing` (pyclarity's ``NALR`` design, equal to it within float rounding),
+the same functions the web mixer (``python -m xumx_slicq_v2.demixui``) plays its listener's stems through."""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ from collections.abc import Mapping
 
 import numpy as np
 from clarity.enhancer.compressor import Compressor
-from clarity.enhancer.nalr import NALR
 from clarity.utils.audiogram import Audiogram, Listener
 from omegaconf import DictConfig, OmegaConf
 
 from cadenza.data import EARS
+from xumx_slicq_v2 import hearing
 
 
 class HearingAid:
-    """NAL-R (``nfir``-order FIR designed by pyclarity's ``NALR``) followed by an optional pyclarity ``Compressor``.
+    """NAL-R (``nfir``-order FIR, `xumx_slicq_v2.hearing.nalr_fir`) followed by an optional pyclarity ``Compressor``.
 
     Args:
         nfir: NAL-R filter order (``nfir + 1`` taps, ``nfir // 2`` samples of delay).
@@ -25,7 +28,7 @@ class HearingAid:
     """
 
     def __init__(self, nfir: int, sample_rate: int, compressor: Mapping[str, float] | None = None):
-        self.nalr = NALR(nfir=nfir, sample_rate=sample_rate)
+        self.nfir, self.sample_rate = nfir, sample_rate
         self.compressor = None if compressor is None else Compressor(fs=sample_rate, **compressor)
 
     @classmethod
@@ -35,12 +38,11 @@ class HearingAid:
 
     def fir(self, audiogram: Audiogram) -> np.ndarray:
         """The NAL-R FIR ``(nfir + 1,)`` for one ear's audiogram (a pure delay for no hearing loss)."""
-        fir, _ = self.nalr.build(audiogram)
-        return fir
+        return hearing.nalr_fir(to_library_audiogram(audiogram), self.nfir, self.sample_rate)
 
     def apply(self, fir: np.ndarray, signal: np.ndarray) -> np.ndarray:
         """Filter ``signal`` ``(samples,)`` with ``fir`` (full convolution: ``samples + nfir`` out), then compress."""
-        out = self.nalr.apply(fir, signal)
+        out = hearing.apply_fir(fir, signal)
         if self.compressor is not None:
             out, _, _ = self.compressor.process(out)
         return out
@@ -53,6 +55,11 @@ class HearingAid:
             fir = self.fir(audiograms[ear])
             processed[ear] = {stem: self.apply(fir, audio[channel]) for stem, audio in stems.items()}
         return processed
+
+
+def to_library_audiogram(audiogram: Audiogram) -> hearing.Audiogram:
+    """pyclarity's ``Audiogram`` as the library's (levels dB HL, frequencies Hz)."""
+    return hearing.Audiogram(tuple(audiogram.levels), tuple(audiogram.frequencies))
 
 
 def remix(processed: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:

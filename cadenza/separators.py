@@ -3,7 +3,8 @@
 A recipe separator turns a song's mixture into the four CAD1 stems, keyed by stem name. Two are built in:
 
 - ``xumx_slicq_v2``: :class:`xumx_slicq_v2.Separator` (``separator.weights``: offline, realtime, demo or a
-  directory), wrapped by :class:`TensorSeparator`. The Separator chunks and cross-fades on its own.
+  directory), wrapped by :class:`TensorSeparator`: the library's streaming separation (chunks with context and
+  cross-fades, resampled both ways, the stems exactly as long as the mixture).
 - ``oracle``: the clean stems of the dataset (an upper bound, and a model-free path for tests).
 
 Another model plugs in with :func:`register_separator` (a loader from the ``separator`` config node).
@@ -20,7 +21,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from cadenza.data import INSTRUMENTS, Song, read_song_audio
-from xumx_slicq_v2.audio import resample
 
 
 class SeparatorError(RuntimeError):
@@ -36,7 +36,8 @@ class StemSeparator(Protocol):
 
 class TensorModel(Protocol):
     """The tensor contract of :class:`xumx_slicq_v2.Separator`: ``(batch, channels, samples)`` float32 in,
-    ``(batch, len(sources), channels, samples)`` out, at ``sample_rate``; inputs go to its ``device`` if it has one."""
+    ``(batch, len(sources), channels, samples)`` out, at ``sample_rate``; inputs go to its ``device`` if it has one.
+    A model with a ``stream(audio, progress)`` method (as the Separator has) is run through it, piece by piece."""
 
     sources: tuple[str, ...]
     sample_rate: int
@@ -45,33 +46,42 @@ class TensorModel(Protocol):
 
 
 class TensorSeparator:
-    """Adapts a :class:`TensorModel` (torch in, torch out) to :class:`StemSeparator`.
-
-    Stems are labelled with the model's own ``sources`` order; the mixture is resampled to the model's rate
-    and the stems back (along the time axis).
+    """Adapts a :class:`TensorModel` (torch in, torch out) to :class:`StemSeparator` through the library's
+    streaming path (:func:`xumx_slicq_v2.separator.separate`): the mixture is resampled to the model's rate and
+    the stems back (soxr), then cropped or zero-padded to the mixture's length; a Separator runs chunk by chunk
+    (``Separator.stream``), another model in one call. Stems are labelled with the model's own ``sources`` order.
     """
 
     def __init__(self, model: TensorModel):
         self.model = model
+        self.sources = tuple(model.sources)
+        self.sample_rate = int(model.sample_rate)
 
-    def separate(self, mixture: np.ndarray, sample_rate: int, song: Song) -> dict[str, np.ndarray]:
+    def stream(self, audio, progress: bool = False):
+        """`xumx_slicq_v2.Separator.stream`'s contract: ``(start, stems (batch, sources, channels, n))`` pieces."""
+        stream = getattr(self.model, "stream", None)
+        if stream is not None:
+            yield from stream(audio, progress)
+            return
         import torch
 
-        model_rate = int(self.model.sample_rate)
-        audio = resample(mixture.astype(np.float32), sample_rate, model_rate)
-        device = getattr(self.model, "device", "cpu")
         with torch.inference_mode():
-            estimates = self.model(torch.from_numpy(np.ascontiguousarray(audio))[None].to(device))
-        estimates = estimates.detach().to("cpu", torch.float32).numpy()
-        sources = tuple(self.model.sources)
-        expected = (1, len(sources), *audio.shape)
-        if estimates.shape != expected:
+            estimates = self.model(audio.to(getattr(self.model, "device", "cpu")))
+        expected = (audio.shape[0], len(self.sources), *audio.shape[1:])
+        if tuple(estimates.shape) != expected:
             raise SeparatorError(
-                f"{song.name}: separator returned shape {tuple(estimates.shape)}, expected {expected} "
+                f"separator returned shape {tuple(estimates.shape)}, expected {expected} "
                 "(batch, sources, channels, samples)"
             )
-        stems = {source: resample(estimates[0, index], model_rate, sample_rate) for index, source in enumerate(sources)}
-        return {source: stem[..., : mixture.shape[-1]] for source, stem in stems.items()}
+        yield 0, estimates.detach().to("cpu", torch.float32)
+
+    def separate(self, mixture: np.ndarray, sample_rate: int, song: Song) -> dict[str, np.ndarray]:
+        from xumx_slicq_v2.separator import separate
+
+        try:
+            return separate(mixture.astype(np.float32, copy=False), sample_rate, separator=self)
+        except SeparatorError as err:
+            raise SeparatorError(f"{song.name}: {err}") from None
 
 
 class OracleSeparator:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._optional import exit_if_missing, require
 from .audio import write_text_atomic
 from .checkpoint import CheckpointError, read_config, resolve_model_dir
 from .data import SAMPLE_RATE, DatasetError, Track, list_tracks
@@ -69,14 +70,8 @@ Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _museval():
-    try:
-        import museval
-    except Exception as err:  # ImportError, or musdb/stempeg failing at import
-        raise RuntimeError(
-            f"evaluation needs museval and musdb (pip install 'xumx-slicq-v2[musdb]'; musdb wants an ffmpeg "
-            f"executable on PATH): {err}"
-        ) from err
-    return museval
+    """museval (musdb, which it imports, needs an ffmpeg executable on PATH)."""
+    return require("museval", extra="musdb", purpose="BSSEval scoring")
 
 
 def bss_eval(references: np.ndarray, estimates: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, dict]:
@@ -346,6 +341,7 @@ def _label(args: argparse.Namespace) -> str:
     return args.model if args.model in ("offline", "realtime", "demo") else Path(args.model).resolve().name
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     if not args.musdb_root:

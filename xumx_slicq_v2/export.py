@@ -1,4 +1,4 @@
-"""Export the network to ONNX or TorchScript, and run an exported ONNX file as the separator's network.
+"""Export the network to ONNX or TorchScript.
 
 python -m xumx_slicq_v2.export --model realtime --target onnx --out realtime.onnx
 
@@ -9,12 +9,10 @@ slice axes.
 
 The offline models' Wiener-EM is not part of the graph: it splits every block into windows of frames whose
 count depends on the number of slices, which a traced graph would freeze to the example's value. Their graph
-returns the mixture-phase estimates ``mask * X`` (Wiener-EM's starting point) and `OnnxNetwork` applies
-`xumx_slicq_v2.wiener.wiener_real` to them in torch; for realtime models the graph is the whole network.
-
-The onnx runtime backends use an ONNX file cached beside the weights (``<model dir>/xumx_slicq_v2.onnx``), or
-in the torch hub cache when that folder is not writable or holds a file that is not ours. The file carries a
-fingerprint of the weights and configuration in its metadata and is exported again when they change.
+returns the mixture-phase estimates ``mask * X`` (Wiener-EM's starting point), and the onnx runtime backends
+(`xumx_slicq_v2.backends`, which also cache the exported file) apply `xumx_slicq_v2.model.wiener_block` to them
+in torch; for realtime models the graph is the whole network. Each file carries a fingerprint of the weights
+and configuration in its metadata.
 """
 
 from __future__ import annotations
@@ -34,11 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._optional import exit_if_missing, require
 from .audio import atomic_path
-from .model import SOURCES, ModelConfig, Unmix
-from .wiener import wiener_real
+from .backends import onnx_session
+from .model import ModelConfig, Unmix
 
-#: File name of the cached ONNX network next to the weights, and of a TorchScript export.
+#: File name of the ONNX network next to the weights (the onnx backends' cache), and of a TorchScript export.
 ONNX_FILENAME = "xumx_slicq_v2.onnx"
 TORCHSCRIPT_FILENAME = "xumx_slicq_v2.pt"
 #: ONNX opset of the exported graphs.
@@ -137,8 +136,7 @@ def export_onnx(model: Unmix, path: str | os.PathLike, opset: int = ONNX_OPSET, 
     Dynamic axes: batch (0) and slices (3 of the inputs, 4 of the outputs). With ``check`` the file is run with
     ONNX Runtime on another batch size and slice count and compared with torch (an error if they differ).
     """
-    import onnx
-
+    onnx = require("onnx", extra="onnx", purpose="ONNX export")
     network = traceable_network(model)
     count = len(model.block_shapes)
     dynamic_axes = {name: {0: "batch", 3: "slices"} for name in input_names(count)}
@@ -165,7 +163,7 @@ def export_onnx(model: Unmix, path: str | os.PathLike, opset: int = ONNX_OPSET, 
         onnx.save(graph, str(tmp))
         if check:
             blocks = example_blocks(model, CHECK_SLICES, batch=2, seed=1)
-            session = _session(tmp, cuda=False)
+            session = onnx_session(tmp, cuda=False)
             outputs = session.run(None, dict(zip(input_names(count), (b.numpy() for b in blocks), strict=True)))
             _check_outputs(str(path), outputs, network(*blocks))
     return path
@@ -188,141 +186,6 @@ def export_torchscript(model: Unmix, path: str | os.PathLike, check: bool = True
     return path
 
 
-# -- ONNX Runtime backend --------------------------------------------------------------------------------------
-
-
-def _session(path: str | os.PathLike, cuda: bool):  # -> onnxruntime.InferenceSession
-    """An ONNX Runtime session with as many intra-op threads as torch uses (not spinning when idle, no CPU memory
-    arena); on torch's current CUDA device first when ``cuda`` (CPU as fallback), with a warning when CUDA is not
-    what it got."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    # The sliCQT runs in torch between the graph's runs: idle ONNX Runtime threads must not spin on the cores
-    # torch needs (spinning also collapses throughput on shared machines); no CPU arena: a lower peak RSS.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.enable_cpu_mem_arena = False
-    providers: list = ["CPUExecutionProvider"]
-    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        device_id = torch.cuda.current_device() if torch.cuda.is_available() else 0
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    if cuda and "CUDAExecutionProvider" not in session.get_providers():
-        warnings.warn(
-            "onnx-cuda: ONNX Runtime cannot use CUDA here (no CUDAExecutionProvider: install onnxruntime-gpu "
-            "matching your CUDA); running the network on the CPU",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return session
-
-
-class OnnxNetwork:
-    """A `xumx_slicq_v2.separator.NetworkFn` backed by an ONNX Runtime session.
-
-    Called with real/imag blocks ``(batch, 2, freq, slices, coefs, 2)`` (torch, any device), returns the
-    estimates ``(batch, 4, 2, freq, slices, coefs, 2)`` on the blocks' device. CUDA tensors are bound in place
-    (IO binding) when the session runs on CUDA; otherwise they go through host memory. Offline models get
-    their Wiener-EM in torch after the graph.
-    """
-
-    def __init__(self, session, config: ModelConfig, block_count: int) -> None:
-        self.session = session
-        self.config = config
-        self.inputs = input_names(block_count)
-        self.outputs = output_names(block_count)
-        self.on_cuda = "CUDAExecutionProvider" in session.get_providers()
-        self.wiener = wiener_in_torch(config)
-
-    def __call__(self, blocks: Sequence[Tensor]) -> list[Tensor]:
-        if len(blocks) != len(self.inputs):
-            raise ValueError(f"expected {len(self.inputs)} sliCQT blocks, got {len(blocks)}")
-        if self.on_cuda and blocks[0].is_cuda:
-            estimates = self._run_bound(blocks)
-        else:
-            feed = {name: block.detach().cpu().float().contiguous().numpy() for name, block in zip(self.inputs, blocks)}
-            outputs = self.session.run(self.outputs, feed)  # only `estimates` may keep them (see the Wiener-EM)
-            estimates = [torch.from_numpy(output).to(blocks[0].device) for output in outputs]
-            del outputs
-        if self.wiener:  # block by block, each mixture-phase estimate freed once refined (lower peak memory)
-            for index, block in enumerate(blocks):
-                estimates[index] = self._wiener(estimates[index], block)
-        return estimates
-
-    def _run_bound(self, blocks: Sequence[Tensor]) -> list[Tensor]:
-        """Run on CUDA tensors without host copies: inputs and preallocated outputs bound by pointer."""
-        device = blocks[0].device
-        device_id = device.index if device.index is not None else torch.cuda.current_device()
-        binding = self.session.io_binding()
-        inputs = [block.detach().float().contiguous() for block in blocks]
-        outputs = [block.new_empty(block.shape[0], len(SOURCES), *block.shape[1:]) for block in inputs]
-        for name, tensor in zip(self.inputs, inputs, strict=True):
-            binding.bind_input(name, "cuda", device_id, np.float32, list(tensor.shape), tensor.data_ptr())
-        for name, tensor in zip(self.outputs, outputs, strict=True):
-            binding.bind_output(name, "cuda", device_id, np.float32, list(tensor.shape), tensor.data_ptr())
-        torch.cuda.current_stream(device).synchronize()  # inputs written by torch's stream before ORT reads
-        self.session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
-        return outputs
-
-    def _wiener(self, estimate: Tensor, mix: Tensor) -> Tensor:
-        """Wiener-EM of one block from its mixture-phase estimates ``(batch, 4, 2, freq, slices, coefs, 2)``
-        (their magnitude is mask * |X|) and the mixture ``(batch, 2, freq, slices, coefs, 2)``."""
-        batch, targets, channels, freq, slices, coefs, _ = estimate.shape
-        magnitude = estimate.square().sum(-1).sqrt().reshape(batch, targets, channels, freq, slices * coefs)
-        refined = wiener_real(
-            magnitude,
-            mix.reshape(batch, channels, freq, slices * coefs, 2),
-            iterations=self.config.wiener_iterations,
-            window=self.config.wiener_window,
-            eps=self.config.wiener_eps,
-        )
-        return refined.reshape(estimate.shape)
-
-
-def _file_fingerprint(path: Path) -> str | None:
-    """Our fingerprint stored in an ONNX file, or ``None`` if it has none or cannot be read."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return None
-    return next((entry.value for entry in graph.metadata_props if entry.key == FINGERPRINT_KEY), None)
-
-
-def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
-
-
-def cached_onnx(model: Unmix, model_dir: str | os.PathLike | None) -> Path:
-    """The ONNX file of ``model``, exported first if no up-to-date one exists.
-
-    Looks in ``model_dir`` (``xumx_slicq_v2.onnx``), else in ``<torch hub>/checkpoints``; exports next to the
-    weights when that folder is writable and holds no foreign file of that name (files are never overwritten
-    unless they carry our metadata), else into the hub cache.
-    """
-    fingerprint = model_fingerprint(model)
-    hub_path = Path(torch.hub.get_dir()) / "checkpoints" / f"xumx_slicq_v2_{fingerprint[:16]}.onnx"
-    candidates = [Path(model_dir) / ONNX_FILENAME] if model_dir is not None else []
-    candidates.append(hub_path)
-    for candidate in candidates:
-        if candidate.is_file() and _file_fingerprint(candidate) == fingerprint:
-            return candidate
-    local = candidates[0]
-    ours_or_absent = not local.exists() or _file_fingerprint(local) is not None
-    target = local if model_dir is not None and _writable(local.parent) and ours_or_absent else hub_path
-    print(f"exporting the network to ONNX (once per model): {target}", file=sys.stderr)
-    return export_onnx(model, target)
-
-
-def onnx_network(model: Unmix, model_dir: str | os.PathLike | None, cuda: bool = False) -> OnnxNetwork:
-    """A `NetworkFn` running ``model``'s network with ONNX Runtime (CUDA or CPU), from the cached ONNX file."""
-    return OnnxNetwork(_session(cached_onnx(model, model_dir), cuda), model.config, len(model.block_shapes))
-
-
 # -- command line ----------------------------------------------------------------------------------------------
 
 
@@ -332,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + " The sliCQT and its inverse stay in torch.",
         epilog=(
             "Offline models: the exported graph returns mixture-phase estimates (mask * mix); Wiener-EM is "
-            "applied in torch after it (xumx_slicq_v2.wiener.wiener_real), as the onnx backends of the "
+            "applied in torch after it (xumx_slicq_v2.model.wiener_block), as the onnx backends of the "
             "command line do."
         ),
     )
@@ -349,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.opset < ONNX_OPSET:
@@ -365,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "note: offline model: Wiener-EM is not part of the exported graph (its window count depends on the "
             "number of slices, which tracing would freeze); the graph outputs the mixture-phase estimates "
-            "mask * mix, and Wiener-EM runs in torch after it (xumx_slicq_v2.wiener.wiener_real)",
+            "mask * mix, and Wiener-EM runs in torch after it (xumx_slicq_v2.model.wiener_block)",
             file=sys.stderr,
         )
     if args.target == "onnx":

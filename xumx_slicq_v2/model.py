@@ -232,14 +232,8 @@ class SlicedCDAE(nn.Module):
             # mixture phase: mask * |X| * exp(j angle X) == mask * X (also for X == 0); computed in the output's
             # shape, which spares ONNX Runtime a copy
             return mask_mixture(masks, mix.unsqueeze(1)), masks
-        estimates = wiener_real(
-            masks.reshape(batch, len(SOURCES), channels, freq, slices * coefs) * magnitude.detach().unsqueeze(1),
-            mix.reshape(batch, channels, freq, slices * coefs, 2),
-            iterations=self.config.wiener_iterations,
-            window=self.config.wiener_window,
-            eps=self.config.wiener_eps,
-        )
-        return estimates.reshape(*shape, 2), masks
+        target_magnitude = masks * magnitude.detach().reshape(batch, 1, channels, freq, slices, coefs)
+        return wiener_block(target_magnitude, mix, self.config), masks
 
     def masks(self, normalised: torch.Tensor) -> torch.Tensor:
         """All targets' masks from the normalised magnitude ``(batch, 2, freq, frames)``:
@@ -312,6 +306,28 @@ class SlicedCDAE(nn.Module):
             x = torch.cat([cdae[_NORM_AFTER[index]](chunk) for cdae, chunk in zip(self.cdaes, chunks)], dim=1)
             return F.relu(x)
         return F.relu_(x)
+
+
+def wiener_block(target_magnitude: torch.Tensor, mix: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Wiener-EM of one sliCQT block with ``config``'s iterations, window and eps (`wiener_real` over the
+    block's frames ``slices * coefs``); the torch network and the onnx backends both refine through this.
+
+    Args:
+        target_magnitude: ``(batch, targets, 2, freq, slices, coefs)`` non-negative magnitude estimates.
+        mix: ``(batch, 2, freq, slices, coefs, 2)`` mixture coefficients, real/imag on the last axis.
+
+    Returns:
+        ``(batch, targets, 2, freq, slices, coefs, 2)`` complex estimates, real/imag on the last axis.
+    """
+    batch, targets, channels, freq, slices, coefs = target_magnitude.shape
+    estimates = wiener_real(
+        target_magnitude.reshape(batch, targets, channels, freq, slices * coefs),
+        mix.reshape(batch, channels, freq, slices * coefs, 2),
+        iterations=config.wiener_iterations,
+        window=config.wiener_window,
+        eps=config.wiener_eps,
+    )
+    return estimates.reshape(batch, targets, channels, freq, slices, coefs, 2)
 
 
 def mask_mixture(masks: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:

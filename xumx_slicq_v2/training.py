@@ -422,17 +422,28 @@ def _loader(dataset, batch_size: int, runtime: Runtime, workers: int, sampler=No
     )
 
 
-def train(config: TrainingConfig, model_config: ModelConfig) -> dict[str, Any]:
+#: ``callback(epoch, model, valid_tracks)``, called by `train` after each epoch's files are written (single
+#: process only); an exception it raises ends the run (e.g. a hyperparameter search pruning the trial).
+EpochCallback = Callable[[int, Unmix, Sequence[Track]], None]
+
+
+def train(
+    config: TrainingConfig, model_config: ModelConfig, epoch_callback: EpochCallback | None = None
+) -> dict[str, Any]:
     """Run (or resume) training; returns the final JSON metadata."""
     runtime = setup_runtime(config)
+    if epoch_callback is not None and runtime.distributed:
+        raise ValueError("an epoch callback needs a single process")
     try:
-        return _train(config, model_config, runtime)
+        return _train(config, model_config, runtime, epoch_callback)
     finally:
         if runtime.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) -> dict[str, Any]:
+def _train(
+    config: TrainingConfig, model_config: ModelConfig, runtime: Runtime, epoch_callback: EpochCallback | None
+) -> dict[str, Any]:
     if config.batch_size % runtime.world_size:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by the {runtime.world_size} processes")
     if model_config.seq_dur != config.seq_dur:
@@ -579,6 +590,12 @@ def _train(config: TrainingConfig, model_config: ModelConfig, runtime: Runtime) 
             with atomic_path(checkpoint_path) as part:
                 torch.save(state, part)
             write_metadata(model_dir, metadata(args, history, stopper))
+            if epoch_callback is not None:
+                try:
+                    epoch_callback(epoch, model, valid_tracks)
+                except BaseException:
+                    writer.close()
+                    raise
         if diverged:
             break
         if stop:

@@ -14,24 +14,14 @@ import soundfile as sf
 import torch
 
 from xumx_slicq_v2.checkpoint import save_model
-from xumx_slicq_v2.model import ModelConfig, Unmix, build_unmix
+from xumx_slicq_v2.model import ModelConfig, build_unmix
+
+from ..random_weights import random_model
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: A fast model: mel sliCQT at 16 kHz with 4 hidden channels (the command line resamples every input to it).
 SMALL_CONFIG = {"scale": "mel", "bins": 32, "fmin": 60.0, "sample_rate": 16000, "hidden_size_1": 4, "hidden_size_2": 4}
-
-
-def random_model(config: ModelConfig, seed: int = 0) -> Unmix:
-    """``config``'s network with random weights and non-trivial BatchNorm statistics."""
-    torch.manual_seed(seed)
-    model = build_unmix(config)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_var.uniform_(0.5, 2.0)
-                module.running_mean.uniform_(-0.1, 0.1)
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +39,7 @@ def offline_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported_realtime_dir(tmp_path_factory, realtime_dir) -> Path:
     """A copy of ``realtime_dir`` with its ONNX network already exported (``xumx_slicq_v2.onnx``)."""
-    from xumx_slicq_v2.export import cached_onnx
+    from xumx_slicq_v2.backends import cached_onnx
 
     folder = tmp_path_factory.mktemp("models") / "realtime_onnx"
     shutil.copytree(realtime_dir, folder)

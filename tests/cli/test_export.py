@@ -10,21 +10,15 @@ import onnx
 import pytest
 import torch
 
-from xumx_slicq_v2 import export, model
+from xumx_slicq_v2 import backends, export, model
+from xumx_slicq_v2.backends import build_network, cached_onnx
 from xumx_slicq_v2.checkpoint import save_model
-from xumx_slicq_v2.export import (
-    FINGERPRINT_KEY,
-    ONNX_FILENAME,
-    cached_onnx,
-    example_blocks,
-    input_names,
-    onnx_network,
-    output_names,
-)
+from xumx_slicq_v2.export import FINGERPRINT_KEY, ONNX_FILENAME, example_blocks, input_names, output_names
 from xumx_slicq_v2.model import ModelConfig, build_unmix
 from xumx_slicq_v2.separator import Separator
 
-from .conftest import SMALL_CONFIG, music, random_model
+from ..random_weights import random_model
+from .conftest import SMALL_CONFIG, music
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -69,7 +63,7 @@ def test_onnx_backend_matches_torch_on_another_batch_and_length(
 ) -> None:
     model_dir = exported_realtime_dir if realtime else shutil.copytree(offline_dir, tmp_path / "offline")
     model = load_small(model_dir, realtime=realtime)
-    network = onnx_network(model, model_dir)  # the offline network is exported here
+    network = build_network("onnx-cpu", model, model_dir)  # the offline network is exported here
     assert_onnx_layout(model_dir / ONNX_FILENAME, len(model.block_shapes))
     audio = torch.from_numpy(np.stack([music(6.0, 16000, seed=1), music(6.0, 16000, seed=2)]))
     expected = Separator(model)(audio)
@@ -96,7 +90,7 @@ def test_onnx_cache_is_reused_refreshed_and_never_overwrites_foreign_files(
     assert hub_path.parent == private_torch_hub / "checkpoints" and hub_path.is_file()
     assert (foreign / ONNX_FILENAME).read_bytes() == b"someone else's graph"
 
-    monkeypatch.setattr(export, "_writable", lambda folder: False)  # e.g. a read-only install
+    monkeypatch.setattr(backends, "_writable", lambda folder: False)  # e.g. a read-only install
     elsewhere = tmp_path / "read_only"
     elsewhere.mkdir()
     assert cached_onnx(model, elsewhere) == hub_path  # found in the hub cache
@@ -106,7 +100,7 @@ def test_onnx_cache_is_reused_refreshed_and_never_overwrites_foreign_files(
 def test_onnx_cuda_falls_back_to_cpu_without_cuda_provider(exported_realtime_dir) -> None:
     model = load_small(exported_realtime_dir, realtime=True)
     with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider"):
-        network = onnx_network(model, exported_realtime_dir, cuda=True)
+        network = build_network("onnx-cuda", model, exported_realtime_dir)
     assert network.session.get_providers() == ["CPUExecutionProvider"]
     blocks = example_blocks(model, slices=5)
     with torch.inference_mode():

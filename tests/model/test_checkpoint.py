@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,22 +19,16 @@ from xumx_slicq_v2.checkpoint import (
     resolve_model_dir,
     save_model,
 )
-from xumx_slicq_v2.model import ModelConfig, build_unmix
+from xumx_slicq_v2.model import ModelConfig
+
+from ..random_weights import random_model
 
 #: A small Bark transform (9 blocks) and network.
 TINY = ModelConfig(bins=12, fmin=100.0, hidden_size_1=4, hidden_size_2=5, time_filter_2=2)
 
 
 def tiny_model(realtime: bool = False, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = build_unmix(ModelConfig(**{**TINY.__dict__, "realtime": realtime}))
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 1.5)
-            elif not name.endswith("num_batches_tracked"):
-                tensor.uniform_(-0.2, 0.2)
-    return model
+    return random_model(dataclasses.replace(TINY, realtime=realtime), seed)
 
 
 @pytest.fixture

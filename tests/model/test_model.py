@@ -19,24 +19,11 @@ from xumx_slicq_v2.model import (
     half_overlap_conv_transpose,
 )
 
+from ..random_weights import random_model
+
 #: Small blocks covering the three frequency-kernel heights (1, 3, 5).
 SMALL_SHAPES = [(3, 8), (12, 12), (21, 16)]
 SMALL = ModelConfig(hidden_size_1=6, hidden_size_2=7, time_filter_2=3)
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights plus non-trivial BatchNorm statistics and input normalisation."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            noise = torch.rand(tensor.shape, generator=generator)
-            if name.endswith("running_var") or name.endswith("input_scale"):
-                tensor.copy_(0.5 + noise)
-            else:
-                tensor.copy_(0.4 * (noise - 0.5))
-    return model
 
 
 def random_blocks(shapes, slices=5, batch=2, seed=1, dtype=torch.complex64) -> list[torch.Tensor]:
@@ -55,7 +42,7 @@ def per_target_masks(block: SlicedCDAE, mix: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("realtime", [False, True], ids=["offline", "realtime"])
 def test_grouped_forward_equals_the_per_target_modules(realtime):
-    model = randomise(Unmix(dataclasses.replace(SMALL, realtime=realtime), SMALL_SHAPES)).eval()
+    model = random_model(dataclasses.replace(SMALL, realtime=realtime), block_shapes=SMALL_SHAPES)
     blocks = random_blocks(SMALL_SHAPES)
     with torch.no_grad():
         estimates, masks = model(blocks, return_masks=True)
@@ -70,7 +57,7 @@ def test_grouped_forward_equals_the_per_target_modules(realtime):
 
 
 def test_training_mode_matches_per_target_batchnorm_and_gradients():
-    model = randomise(Unmix(SMALL, SMALL_SHAPES)).train()
+    model = random_model(SMALL, block_shapes=SMALL_SHAPES).train()
     reference = copy.deepcopy(model)
     blocks = random_blocks(SMALL_SHAPES)
     _, masks = model(blocks, return_masks=True)
@@ -128,7 +115,7 @@ def test_lookahead_of_the_network(realtime, lookahead_hops):
     lookahead, the layers after it still look 1.5 slices ahead (as in the reference). So a change from
     frame ``cut`` on reaches back to frame ``cut - lookahead_hops * hop``."""
     coefs, hop, slices = 16, 8, 12
-    model = randomise(Unmix(dataclasses.replace(SMALL, realtime=realtime, time_filter_2=4), [(3, coefs)])).eval()
+    model = random_model(dataclasses.replace(SMALL, realtime=realtime, time_filter_2=4), block_shapes=[(3, coefs)])
     mix = random_blocks([(3, coefs)], slices=slices, batch=1)[0]
     cut = 9 * coefs  # input frames from here on are changed
     changed = mix.reshape(1, 2, 3, -1).clone()
@@ -142,7 +129,7 @@ def test_lookahead_of_the_network(realtime, lookahead_hops):
 
 
 def test_real_and_complex_entry_points_agree_and_inference_mode_works():
-    model = randomise(Unmix(SMALL, SMALL_SHAPES)).eval()
+    model = random_model(SMALL, block_shapes=SMALL_SHAPES)
     blocks = random_blocks(SMALL_SHAPES)
     with torch.no_grad():
         complex_estimates = model(blocks)
@@ -158,7 +145,7 @@ def test_real_and_complex_entry_points_agree_and_inference_mode_works():
 
 
 def test_float64_model():
-    model = randomise(Unmix(SMALL, SMALL_SHAPES)).eval()
+    model = random_model(SMALL, block_shapes=SMALL_SHAPES)
     blocks = random_blocks(SMALL_SHAPES)
     with torch.no_grad():
         single = model(blocks)
