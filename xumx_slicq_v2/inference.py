@@ -5,8 +5,9 @@ xumx-slicq-v2 song.mp3 albums/ --output-dir separated --model realtime --runtime
 Every input file gives ``OUT/<track>/<source>.<ext>`` at the input's sample rate and channel count (mono stays
 mono); folders are searched recursively for audio files. Stems are written as they are separated, so memory
 stays bounded by the chunk length (plus the decoded input) whatever the song's length. Outputs are written
-atomically and existing ones are kept (``--overwrite`` redoes them), so an interrupted run is resumed by running
-it again.
+atomically and existing ones are kept (``--overwrite`` redoes them) when the settings recorded beside them
+(``OUT/<track>/.xumx_slicq_v2.json``) are this run's, so an interrupted run is resumed by running it again and a
+run with another model, excerpt or format separates the track again.
 """
 
 from __future__ import annotations
