@@ -107,6 +107,7 @@ class Session:
                 "listeners": [describe_listener(listener) for listener in self.listeners.values()],
                 "listeners_file": listeners_file,
                 "max_upload_bytes": max_upload_bytes,
+                "nfir": self.nfir,
             }
         )
 
