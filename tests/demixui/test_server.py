@@ -240,6 +240,8 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
         assert http_status(server.url) == 200 and http_status(server.url + "static/player.js") == 200
         page.send(type="bogus")
         assert "unknown message" in page.next_message("error")["message"]
+        page.ws.send(b"\x00\x01")
+        assert "unknown message" in page.next_message("error")["message"]
         # and the command line's song still opens
         page.send(type="open", song=page.hello["songs"][0]["id"])
         assert page.next_message("song")["name"] == songs["short"].name

@@ -149,13 +149,13 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
 
         async def receive() -> None:
             with contextlib.suppress(WebSocketDisconnect):
-                while True:
-                    text = await websocket.receive_text()
+                while (message := await websocket.receive())["type"] != "websocket.disconnect":
+                    text = message.get("text")
                     try:
-                        message = json.loads(text)
+                        decoded = json.loads(text) if text is not None else "(binary message)"
                     except ValueError:
-                        message = text
-                    await session.handle(message)
+                        decoded = text
+                    await session.handle(decoded)
 
         try:
             await run_session(session, receive)

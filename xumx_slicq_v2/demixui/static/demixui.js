@@ -631,6 +631,12 @@ function setUp() {
       toggle(event.shiftKey ? strip.solo : strip.mute);
     }
   });
+  // space on a focused button or box plays/pauses only: stop its own activation (which happens on key up)
+  document.addEventListener("keyup", (event) => {
+    if (event.code === "Space" && ["BUTTON", "INPUT"].includes(event.target.tagName) && event.target.type !== "text") {
+      event.preventDefault();
+    }
+  });
   drawAudiogram();
   connect();
   requestAnimationFrame(frame);
