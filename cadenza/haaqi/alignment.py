@@ -21,7 +21,7 @@ BLOCK = 32768
 TIE_MARGIN = 2e-10
 
 #: Blocks transformed together (bounds the temporary memory to a few times BLOCK x this x 16 bytes).
-BLOCKS_PER_BATCH = 16
+BLOCKS_PER_BATCH = 4
 
 
 def bulk_delay(reference: np.ndarray, processed: np.ndarray) -> int:
@@ -53,24 +53,33 @@ def _exact_window_argmax(reference: np.ndarray, output: np.ndarray, lags: int) -
 
 
 def _window_correlation(reference: np.ndarray, output: np.ndarray, lags: int) -> np.ndarray:
-    """``c[j] = sum_l reference[l + j - lags + 1] * output[l]`` for ``j`` in ``[0, 2 lags)``, by block FFTs."""
+    """``c[j] = sum_l reference[l + j - lags + 1] * output[l]`` for ``j`` in ``[0, 2 lags)``, by block FFTs.
+
+    Block ``b`` correlates ``output[b * step : (b + 1) * step]`` with the reference window starting
+    ``lags - 1`` samples earlier (``step = BLOCK - 2 lags``: no circular wrap); the spectra are summed.
+    """
     n = len(reference)
-    width = 2 * lags
-    step = BLOCK - width
+    step = BLOCK - 2 * lags
     nblocks = -(-n // step)
-    padded_reference = np.zeros(nblocks * step + width)
-    padded_reference[lags - 1 : lags - 1 + n] = reference
-    padded_output = np.zeros(nblocks * step)
-    padded_output[:n] = output
-    windows = np.lib.stride_tricks.sliding_window_view(padded_reference, BLOCK)[::step]
-    blocks = padded_output.reshape(nblocks, step)
+    work = np.empty((min(nblocks, BLOCKS_PER_BATCH), BLOCK))
     spectrum = np.zeros(BLOCK // 2 + 1, dtype=complex)
     for first in range(0, nblocks, BLOCKS_PER_BATCH):
-        batch = slice(first, first + BLOCKS_PER_BATCH)
-        product = scipy.fft.rfft(windows[batch], axis=1)
-        product *= np.conj(scipy.fft.rfft(blocks[batch], n=BLOCK, axis=1))
+        count = min(BLOCKS_PER_BATCH, nblocks - first)
+        for row in range(count):
+            start = (first + row) * step - (lags - 1)
+            lo, hi = max(start, 0), min(start + BLOCK, n)
+            work[row, : lo - start] = 0.0
+            work[row, lo - start : hi - start] = reference[lo:hi]
+            work[row, hi - start :] = 0.0
+        product = scipy.fft.rfft(work[:count], axis=1)
+        for row in range(count):
+            part = output[(first + row) * step : (first + row + 1) * step]
+            work[row, : len(part)] = part
+            work[row, len(part) :] = 0.0
+        other = scipy.fft.rfft(work[:count], axis=1)
+        product *= np.conjugate(other, out=other)
         spectrum += product.sum(axis=0)
-    return scipy.fft.irfft(spectrum, n=BLOCK)[:width]
+    return scipy.fft.irfft(spectrum, n=BLOCK)[: 2 * lags]
 
 
 def envelope_delay(reference: np.ndarray, output: np.ndarray, rate: int = 24000, corr_range_ms: int = 100) -> int:

@@ -273,11 +273,13 @@ def _prepare_signals(reference, reference_rate, processed, processed_rate, heari
 
 
 class _BandBuffers:
-    """Work arrays of one band, reused across bands: carriers ``(n,)``; control envelopes, envelopes, BM
+    """Work arrays of one band, reused across bands: carriers ``(cos, sin)`` of ``(n,)`` (and a second pair for
+    a second band); control envelopes, envelopes, BM
     motions and a scratch array ``(2, n)`` (row 0 the reference, row 1 the processed signal)."""
 
     def __init__(self, n: int):
-        self.cos, self.sin = np.empty(n), np.empty(n)
+        self.carriers = (np.empty(n), np.empty(n))
+        self.other_carriers = (np.empty(n), np.empty(n))
         self.control, self.env, self.bm, self.tmp = (np.empty((2, n)) for _ in range(4))
 
 
@@ -343,23 +345,29 @@ def _ear_model(
     buf = _BandBuffers(npts)
     tpt = 2 * np.pi / RATE
 
-    def control_envelopes(band):
-        """Both signals' control envelopes of ``band`` (widest bandwidth), in ``buf.control``."""
-        kernels.carriers(tpt, center_freq[band], buf.cos, buf.sin)
-        widest = gammatone_coefficients(max_bandwidth[band], center_freq[band])
+    def control_envelopes(signals, bands):
+        """Control envelopes (widest bandwidth) of ``signals[i]`` in ``bands[i]``, in ``buf.control[i]``."""
+        kernels.carriers(tpt, center_freq[bands[0]], *buf.carriers)
+        if bands[1] != bands[0]:
+            kernels.carriers(tpt, center_freq[bands[1]], *buf.other_carriers)
         control = buf.control
         kernels.gammatone_pair(
-            reference, processed, buf.cos, buf.sin, widest, widest, control[0], control[0], control[1], control[1],
-            False,
+            signals[0], signals[1], buf.carriers, buf.carriers if bands[1] == bands[0] else buf.other_carriers,
+            gammatone_coefficients(max_bandwidth[bands[0]], center_freq[bands[0]]),
+            gammatone_coefficients(max_bandwidth[bands[1]], center_freq[bands[1]]),
+            control[0], control[0], control[1], control[1], False,
         )  # fmt: skip
 
-    # Pass 1: the reference's level-adjusted bandwidths, on which every band's group delay correction depends.
+    # Pass 1: the reference's level-adjusted bandwidths, on which every band's group delay correction depends
+    # (two bands at a time).
     reference_bandwidth = np.zeros(nchan)
-    for band in range(nchan):
-        control_envelopes(band)
-        reference_bandwidth[band] = bandwidth_adjust(
-            buf.control[0], reference_params.bandwidth[band], max_bandwidth[band], level1
-        )
+    for first in range(0, nchan, 2):
+        bands = (first, min(first + 1, nchan - 1))
+        control_envelopes((reference, reference), bands)
+        for row, band in enumerate(bands):
+            reference_bandwidth[band] = bandwidth_adjust(
+                buf.control[row], reference_params.bandwidth[band], max_bandwidth[band], level1
+            )
     correction = group_delay_correction(reference_bandwidth, center_freq)
 
     window, half_sum, window_sum = _smoothing_window(smooth_ms, RATE)
@@ -376,12 +384,12 @@ def _ear_model(
 
     with LegacyNormalStream() as noise:
         for band in range(nchan):
-            control_envelopes(band)
+            control_envelopes((reference, processed), (band, band))
             processed_bandwidth = bandwidth_adjust(
                 buf.control[1], processed_params.bandwidth[band], max_bandwidth[band], level1
             )
             kernels.gammatone_pair(
-                reference, processed, buf.cos, buf.sin,
+                reference, processed, buf.carriers, buf.carriers,
                 gammatone_coefficients(reference_bandwidth[band], center_freq[band]),
                 gammatone_coefficients(processed_bandwidth, center_freq[band]),
                 env[0], bm[0], env[1], bm[1], True,

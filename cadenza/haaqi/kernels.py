@@ -19,28 +19,37 @@ from numba import njit
 _PAIRWISE_BLOCK = 128
 
 
+@njit(cache=True, inline="always")
+def _term(a, i, square):
+    return a[i] * a[i] if square else a[i]
+
+
 @njit(cache=True)
 def _block_sum(a, start, n, square):
     """numpy's pairwise-summation leaf (``n <= 128``): eight interleaved partial sums, then the remainder."""
     if n < 8:
         res = 0.0
         for i in range(start, start + n):
-            res += a[i] * a[i] if square else a[i]
+            res += _term(a, i, square)
         return res
-    r = np.empty(8)
-    for j in range(8):
-        r[j] = a[start + j] * a[start + j] if square else a[start + j]
-    i = 8
-    stop = n - n % 8
+    r0, r1, r2 = _term(a, start, square), _term(a, start + 1, square), _term(a, start + 2, square)
+    r3, r4, r5 = _term(a, start + 3, square), _term(a, start + 4, square), _term(a, start + 5, square)
+    r6, r7 = _term(a, start + 6, square), _term(a, start + 7, square)
+    i = start + 8
+    stop = start + n - n % 8
     while i < stop:
-        for j in range(8):
-            v = a[start + i + j]
-            r[j] += v * v if square else v
+        r0 += _term(a, i, square)
+        r1 += _term(a, i + 1, square)
+        r2 += _term(a, i + 2, square)
+        r3 += _term(a, i + 3, square)
+        r4 += _term(a, i + 4, square)
+        r5 += _term(a, i + 5, square)
+        r6 += _term(a, i + 6, square)
+        r7 += _term(a, i + 7, square)
         i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    while i < n:
-        v = a[start + i]
-        res += v * v if square else v
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < start + n:
+        res += _term(a, i, square)
         i += 1
     return res
 
@@ -127,20 +136,20 @@ def _gammatone_step(x, c, s, k, z):
 
 
 @njit(cache=True)
-def gammatone_pair(x, y, cos_c, sin_c, kx, ky, env_x, bm_x, env_y, bm_y, with_bm):
-    """4th-order gammatone filters of ``x`` (coefficients ``kx``) and ``y`` (``ky``) with the same carriers:
-    envelopes, and basilar-membrane motions when ``with_bm``. Interleaving the two recursions hides their
-    latency.
+def gammatone_pair(x, y, carriers_x, carriers_y, kx, ky, env_x, bm_x, env_y, bm_y, with_bm):
+    """4th-order gammatone filters of ``x`` (carriers ``(cos, sin)``, coefficients ``kx``) and ``y``
+    (``carriers_y``, ``ky``): envelopes, and basilar-membrane motions when ``with_bm``. Interleaving the two
+    recursions hides their latency.
 
     ``k = (a1, a5, p1, p2, p3, p4, gain)``: numerator ``[1, a1, a5]``, denominator ``[1, p1, p2, p3, p4]``.
     """
     zx = np.zeros(8)
     zy = np.zeros(8)
+    cos_x, sin_x = carriers_x
+    cos_y, sin_y = carriers_y
     for i in range(x.shape[0]):
-        c = cos_c[i]
-        s = sin_c[i]
-        ex, bx = _gammatone_step(x[i], c, s, kx, zx)
-        ey, by = _gammatone_step(y[i], c, s, ky, zy)
+        ex, bx = _gammatone_step(x[i], cos_x[i], sin_x[i], kx, zx)
+        ey, by = _gammatone_step(y[i], cos_y[i], sin_y[i], ky, zy)
         env_x[i] = ex
         env_y[i] = ey
         if with_bm:

@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=CHUNK_SECONDS,
         help=f"audio per separated chunk (default {CHUNK_SECONDS:g}; shorter starts playback sooner)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1: this machine only; browsers play the page's audio only from "
+        "localhost or HTTPS addresses)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="only print the address, do not open a browser")
     parser.add_argument(
