@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -169,6 +170,29 @@ def test_listener_frames_are_nalr_of_the_stems(server, listeners_file):
         page.until(lambda: page.complete(heard=True))
         fir = nalr_fir(Audiogram(tuple(typed["levels"]), tuple(typed["frequencies"])))
         np.testing.assert_allclose(page.heard[1, 0], apply_fir(fir, page.stems[1, 0])[:length], rtol=0, atol=1e-6)
+    finally:
+        page.close()
+
+
+def test_mono_song_at_another_rate(server, listeners_file, tmp_path):
+    """A mono 22.05 kHz Ogg Vorbis upload: stems at its rate and channel count; both ears hear its one channel."""
+    path = tmp_path / "mono.ogg"
+    t = np.arange(3 * 22050) / 22050
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)), 22050, format="OGG")
+    page = Page(server.ws_url)
+    try:
+        status, result = upload(server, path, page.session)
+        assert status == 200
+        page.send(type="open", song=result["song"])
+        page.send(type="listener", id="L0001")
+        page.until(lambda: page.complete(heard=True))
+        assert (page.song["channels"], page.song["sample_rate"]) == (1, 22050)
+        assert page.song["length"] == sf.info(path).frames
+        listener = read_listeners(listeners_file)["L0001"]
+        for ear, audiogram in enumerate(listener.ears):
+            expected = apply_fir(nalr_fir(audiogram, 220, 22050), page.stems[2, 0])[: page.song["length"]]
+            np.testing.assert_allclose(page.heard[2, ear], expected, rtol=0, atol=1e-6)
+        assert not page.errors
     finally:
         page.close()
 
