@@ -240,6 +240,8 @@ def test_overview_click_seeks_and_drag_loops(browser, server):
 
     ActionChains(browser).move_to_element_with_offset(overview, at(0.6), 0).click().perform()
     wait_for(lambda: abs(status(browser)["position"] - 0.6 * length) < 0.01 * length, 10, "the seek")
+    overview.send_keys(Keys.ARROW_LEFT)  # 5 s back, from the keyboard: to the start of this 5 s song
+    wait_for(lambda: status(browser)["position"] == 0, 10, "the arrow key's seek")
     ActionChains(browser).move_to_element_with_offset(overview, at(0.2), 0).click_and_hold().move_by_offset(
         round(0.2 * width), 0
     ).release().perform()

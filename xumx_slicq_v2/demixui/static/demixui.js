@@ -558,6 +558,10 @@ function drawSpectrogram() {
 
 function frame() {
   if (app.song) {
+    const overview = $("overview");
+    overview.setAttribute("aria-valuemax", (app.song.length / app.song.sampleRate).toFixed(1));
+    overview.setAttribute("aria-valuenow", (position() / app.song.sampleRate).toFixed(1));
+    overview.setAttribute("aria-valuetext", formatTime(position() / app.song.sampleRate));
     $("time").textContent = `${formatTime(position() / app.song.sampleRate)} / ${formatTime(app.song.length / app.song.sampleRate)}` +
       (app.clock && app.clock[2] ? " (waiting for separation)" : "");
   }
@@ -592,6 +596,12 @@ function setUp() {
     if (event.dataTransfer.files.length) uploadFile(event.dataTransfer.files[0]);
   });
   const overview = $("overview");
+  overview.addEventListener("keydown", (event) => {
+    const step = { ArrowLeft: -5, ArrowRight: 5, PageDown: -30, PageUp: 30 }[event.key];
+    if (step === undefined || !app.song) return;
+    event.preventDefault();
+    seek(position() + step * app.song.sampleRate);
+  });
   overview.addEventListener("mousedown", (event) => {
     if (!app.song) return;
     const at = overviewSample(event);
