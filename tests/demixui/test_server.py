@@ -248,7 +248,9 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
         with pytest.raises(InvalidStatus):
             Page(server.ws_url, origin="http://evil.example")
         # songs are ids, never paths
-        for song_id in ("../../../../etc/passwd", str(songs["short"]), None, 3):
+        page.send(type="listener", id=["L0001"])
+        assert "no listener" in page.next_message("error")["message"]
+        for song_id in ("../../../../etc/passwd", str(songs["short"]), None, 3, ["x"]):
             page.send(type="open", song=song_id)
             assert "no such song" in page.next_message("error")["message"]
         for path in (
