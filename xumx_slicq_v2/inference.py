@@ -562,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
         separator = spec.load()
+        separator.check_chunking()
     except ChunkingError as err:
         parser.error(f"{err} (--context-seconds, --crossfade-seconds)")
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
