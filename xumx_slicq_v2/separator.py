@@ -132,10 +132,11 @@ class Separator(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        """Samples on each side of an output sample that the network's estimate of it depends on: 3 slices
-        (measured on the realtime models: an input sample changes the outputs up to 2.1 slices after and 1.2
-        slices before it; the offline models' Wiener-EM spans its whole window of frames)."""
-        return 3 * self.transform.slice_length
+        """Samples on each side of an output sample that the network's estimate of it depends on:
+        ``2 + time_filter_2 / 4`` slices, 3 for the released models (measured on realtime models: an input sample
+        changes the outputs up to ``1.25 + time_filter_2 / 4`` slices after it and fewer before it, for
+        ``time_filter_2`` from 1 to 9; the offline models' Wiener-EM also spans its whole window of frames)."""
+        return math.ceil((2 + self.config.time_filter_2 / 4) * self.transform.slice_length)
 
     def chunk_lengths(self) -> tuple[int, int, int]:
         """``(chunk, context, crossfade)`` in samples at `sample_rate` of `chunking`."""

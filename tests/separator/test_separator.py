@@ -197,6 +197,24 @@ def test_chunks_shorter_than_the_crossfade_give_the_unchunked_result(chunk, cont
     assert (chunked - whole).abs().max() <= 1e-4 * whole.abs().max()
 
 
+@pytest.mark.parametrize("time_filter_2", [1, 9])
+def test_the_least_context_allowed_gives_the_unchunked_result(time_filter_2: int) -> None:
+    torch.manual_seed(1)
+    config = ModelConfig(
+        scale="mel", bins=32, fmin=60.0, sample_rate=16000, hidden_size_1=4, hidden_size_2=4, realtime=True,
+        time_filter_2=time_filter_2,
+    )  # fmt: skip
+    model = build_unmix(config).eval()
+    audio = music_like(4.0, 16000)
+    whole = Separator(model, ChunkingConfig(chunk_seconds=1000.0))(audio)
+    receptive = Separator(model).receptive_field
+    context = (receptive + 4000) / 16000  # half the 0.5 s cross-fade plus the receptive field
+    separator = Separator(model, ChunkingConfig(0.3, context, 0.5))
+    separator.check_chunking()
+    assert separator.chunk_lengths()[1] - 4000 - receptive < separator.transform.slice_length // 2  # the least
+    assert (separator(audio) - whole).abs().max() <= 1e-4 * whole.abs().max()
+
+
 def test_one_chunk_needs_no_context() -> None:
     separator = Separator(small_model(realtime=True), ChunkingConfig(10.0, 0.0, 0.0))
     with pytest.raises(ChunkingError):
