@@ -12,8 +12,8 @@
 # (see cadenza/README.md, "Docker").
 #
 # The project is installed in editable mode in /opt/xumx-slicq-v2 (the working directory), so that its
-# checkout-relative folders work as in a clone: pretrained/ (weights), recipes/ (launcher configs), data/ (demo
-# dataset) and exp/ (outputs; mount a host folder there to keep them).
+# checkout-relative folders work as in a clone: recipes/ (launcher configs), data/ (demo dataset) and exp/
+# (outputs; mount a host folder there to keep them).
 
 ARG CPU_ONLY=0
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -48,7 +48,8 @@ RUN if [ "$CPU_ONLY" = "1" ]; then \
     fi
 
 WORKDIR /opt/xumx-slicq-v2
-# The whole checkout (less what .dockerignore leaves out): sources, pretrained/, recipes/, tests/, benchmarks/.
+# The whole checkout (less what .dockerignore leaves out): sources (with the demo weights), recipes/, tests/,
+# benchmarks/.
 COPY . .
 # pyclarity last and without its declared dependencies (they pull torchaudio, which does not load beside this
 # torch; the parts the recipe uses need only what the `cadenza` extra installs).

@@ -6,12 +6,13 @@ configuration (`ModelConfig.from_reference_args`). Directories written by the re
 other way round.
 
 Named models: ``offline`` and ``realtime`` are the published weights of the reference, downloaded once into
-``<torch hub dir>/checkpoints/xumx_slicq_v2_<name>/``; ``demo`` is the small model of this repository in
-``pretrained/demo/`` (trained by the training recipe).
+``<torch hub dir>/checkpoints/xumx_slicq_v2_<name>/``; ``demo`` is the small model shipped as package data in
+``xumx_slicq_v2/pretrained/demo/`` (trained on synthetic music by ``recipes/training/demo.sh``).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import urllib.error
@@ -36,8 +37,8 @@ PRETRAINED_URLS = {
     "realtime": "https://github.com/sevagh/xumx-sliCQ/raw/v2/pretrained_model_realtime",
 }
 
-#: The demo model of this repository (written by the training recipe).
-DEMO_DIR = Path(__file__).resolve().parent.parent / "pretrained" / "demo"
+#: The demo model, package data of ``xumx_slicq_v2`` (written by ``recipes/training/demo.sh``).
+DEMO_DIR = Path(str(importlib.resources.files("xumx_slicq_v2") / "pretrained" / "demo"))
 
 #: Seconds before a stalled download is abandoned.
 DOWNLOAD_TIMEOUT = 60.0
@@ -66,7 +67,7 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, download: bool = True) -> 
         if not _has_model_files(DEMO_DIR):
             raise CheckpointError(
                 f"the demo model is not in {DEMO_DIR}: the demo weights are produced by the training recipe "
-                "(the demo training issue); train them first or pass another model directory"
+                "(recipes/training/demo.sh, INSTALL=1); train them first or pass another model directory"
             )
         return DEMO_DIR
     path = Path(name_or_dir)
