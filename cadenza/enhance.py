@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
-from clarity.utils.audiogram import Listener
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -29,6 +29,9 @@ from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
 from xumx_slicq_v2.audio import write_text_atomic
+
+if TYPE_CHECKING:
+    from clarity.utils.audiogram import Listener
 
 log = logging.getLogger(__name__)
 

@@ -24,18 +24,21 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
-from tqdm.auto import tqdm
 
 from ._optional import exit_if_missing
 from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
 from .backends import RUNTIME_BACKENDS
-from .model import SOURCES
-from .separator import ChunkingConfig, Separator, separate_stream
+from .config import SOURCES
+
+if TYPE_CHECKING:  # torch and the separator load after the arguments are parsed
+    from .separator import Separator
+
+#: ``--chunk-seconds`` default, as the help states it (`xumx_slicq_v2.separator.ChunkingConfig.chunk_seconds`).
+DEFAULT_CHUNK_SECONDS = 30.0
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -264,6 +267,8 @@ def separate_track(
     """Separate one file and write its stems as the separated pieces come (memory bounded by the chunk length
     plus the input); unreadable or unsupported input, or outputs that cannot be written, give a ``failed``
     result."""
+    from .separator import separate_stream
+
     outputs = track.outputs(options)
     missing = {name: path for name, path in outputs.items() if options.overwrite or not path.exists()}
     if not missing:
@@ -306,6 +311,8 @@ class SeparatorSpec:
     chunk_seconds: float | None = None
 
     def load(self) -> Separator:
+        from .separator import ChunkingConfig, Separator
+
         chunking = ChunkingConfig(chunk_seconds=self.chunk_seconds) if self.chunk_seconds else None
         return Separator.from_pretrained(
             self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=chunking
@@ -316,6 +323,8 @@ _worker_state: dict[str, object] = {}
 
 
 def _init_worker(spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None):
+    import torch
+
     torch.set_num_threads(threads)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration)
@@ -346,6 +355,8 @@ def run(
     separator: Separator | None = None,
 ) -> list[TrackResult]:
     """Separate ``tracks`` (``jobs`` files at a time), reporting per file on stderr; returns the results."""
+    from tqdm.auto import tqdm
+
     results = []
     bar = tqdm(total=len(tracks), desc="files", unit="file", file=sys.stderr)
 
@@ -422,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-seconds",
         type=float,
         default=None,
-        help=f"audio per chunk (memory grows with it; default {ChunkingConfig.chunk_seconds:g})",
+        help=f"audio per chunk (memory grows with it; default {DEFAULT_CHUNK_SECONDS:g})",
     )
     model.add_argument(
         "--jobs",

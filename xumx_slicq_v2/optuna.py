@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import training
+from ._cli import DefaultsHelpFormatter
+from ._optional import exit_if_missing, require
 
 if TYPE_CHECKING:
     import optuna
@@ -70,11 +72,7 @@ class StudyError(ValueError):
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError as err:
-        raise StudyError(f"the hyperparameter study needs optuna, which is not installed: "
-                         f"pip install 'xumx-slicq-v2[tune]' ({err})") from err  # fmt: skip
+    optuna = require("optuna", extra="tune", purpose="the hyperparameter study")
     # the retry of failed trials is marked experimental in Optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
@@ -204,6 +202,8 @@ class Objective:
         return self.out_dir / "trials" / f"{trial.number if retried is None else retried:04d}"
 
     def __call__(self, trial: optuna.Trial) -> float:
+        from .trainer import train
+
         optuna = _optuna()
         params = suggest(trial, self.space)
         model_path = self.model_path(trial)
@@ -220,7 +220,7 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation SDR {score:.3f} dB below the median")
 
-        training.train(config, model_config, epoch_callback=after_epoch)
+        train(config, model_config, epoch_callback=after_epoch)
         if scores:
             return scores[-1]
         # A retried trial whose folder had trained every epoch (killed before it finished): score those weights.
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.optuna",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         parents=[training.build_parser()],
         conflict_handler="resolve",
         epilog=(
@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     args = build_parser().parse_args(argv)
     if args.model_path is not None:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cli import DefaultsHelpFormatter
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -445,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.slicqfinder",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         epilog=(
             "Oracles: wiener = Wiener-EM (1 iteration, 5000-frame windows) on the true magnitudes; phasemix = true "
             "magnitudes with the mixture phase; irm = ideal ratio mask. Score: global SDR per track and target, "
