@@ -28,6 +28,7 @@ COMMANDS = (
     "xumx_slicq_v2.visualization",
     "xumx_slicq_v2.slicqfinder",
     "xumx_slicq_v2.optuna",
+    "xumx_slicq_v2.demixui",
     "data_prep.synth",
     "data_prep.demo",
     "data_prep.plot",

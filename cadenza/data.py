@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from xumx_slicq_v2.audio import AudioError, audio_info
+from xumx_slicq_v2.audio import AudioError, audio_info, check_finite
 
 if TYPE_CHECKING:  # pyclarity loads when listeners are read, not when a command shows its --help
     from clarity.utils.audiogram import Listener
@@ -175,9 +175,12 @@ def read_music_wav(path: str | Path, sample_rate: int) -> np.ndarray:
         raise DataError(f"{path}: cannot decode audio ({err})") from err
     if info.subtype in FLOAT_SUBTYPES:
         audio = audio / np.float32(32768.0)
-    if not np.all(np.isfinite(audio)):
-        raise DataError(f"{path}: contains NaN or infinite samples")
-    return np.ascontiguousarray(audio.T)
+    audio = np.ascontiguousarray(audio.T)
+    try:
+        check_finite(audio, str(path), sample_rate)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    return audio
 
 
 def read_song_audio(music_dir: str | Path, song: Song, name: str, sample_rate: int) -> np.ndarray:

@@ -32,7 +32,15 @@ from cadenza.data import (
 from cadenza.layout import ExpLayout
 from cadenza.locking import exclusive_lock
 from cadenza.separators import SeparatorError, StemSeparator, load_separator, separator_identity
-from xumx_slicq_v2.audio import AudioError, audio_info, load_audio, write_audio, write_text_atomic
+from xumx_slicq_v2.audio import (
+    AudioError,
+    audio_info,
+    load_audio,
+    remove_stale_temporaries,
+    write_audio,
+    write_text_atomic,
+)
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +152,7 @@ class StemCache:
                     "or non-finite samples"
                 )
         stems = {stem: np.asarray(audio, dtype=np.float32) for stem, audio in stems.items()}
+        remove_stale_temporaries([*(folder / f"{stem}.wav" for stem in stems), folder / RECORD_NAME])
         for stem, audio in stems.items():
             write_audio(folder / f"{stem}.wav", audio, self.sample_rate, subtype="FLOAT")
         record = {
@@ -192,7 +201,8 @@ def run_demix(cfg: DictConfig) -> StemCache:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    run_demix(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_demix(cfg)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from cadenza.hearing_aid import HearingAid, cut_segment, remix
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
-from xumx_slicq_v2.audio import write_text_atomic
+from xumx_slicq_v2.audio import remove_stale_temporaries, write_text_atomic
+from xumx_slicq_v2.signals import sigterm_exits
 
 if TYPE_CHECKING:
     from clarity.utils.audiogram import Listener
@@ -120,7 +121,11 @@ def enhance_pair(
 
 
 def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
-    """Enhance every pair of the batch (``evaluation``: the evaluation-set segments and layout of ``test``)."""
+    """Enhance every pair of the batch (``evaluation``: the evaluation-set segments and layout of ``test``).
+
+    A song whose data is unusable (missing folder, wrong rate, NaN samples...) is logged and its pairs skipped;
+    the other songs are enhanced, then :class:`DataError` names every failed song (a rerun redoes only those).
+    """
     plan = RunPlan.from_config(cfg, evaluation=evaluation)
     plan.describe(cfg, "cadenza.test" if evaluation else "cadenza.enhance")
     layout = plan.layout
@@ -128,15 +133,25 @@ def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
     cache = StemCache(cfg, layout)
     hearing_aid = HearingAid.from_config(cfg)
     enhanced = skipped = 0
+    failed: dict[str, str] = {}  # song -> why its data cannot be used
     for song, listener_id in tqdm(plan.pairs, desc="enhance", unit="pair"):
-        segments = _song_segments(all_segments, song, cfg) if evaluation else None
-        settings = enhance_settings(cfg, segments)
-        if pair_is_complete(layout, song.name, listener_id, settings):
-            skipped += 1
+        if song.name in failed:
             continue
-        stems = cache.stems(song)
+        try:
+            segments = _song_segments(all_segments, song, cfg) if evaluation else None
+            settings = enhance_settings(cfg, segments)
+            if pair_is_complete(layout, song.name, listener_id, settings):
+                skipped += 1
+                continue
+            stems = cache.stems(song)
+        except DataError as err:
+            log.error("%s; the pairs of %r are skipped, the other songs go on", err, song.name)
+            failed[song.name] = str(err)
+            continue
+        marker = layout.pair_marker(listener_id, song.name)
+        remove_stale_temporaries([*layout.pair_files(listener_id, song.name), marker])  # left by a killed run
         enhance_pair(stems, plan.listeners[listener_id], song.name, hearing_aid, layout, cfg, segments)
-        write_text_atomic(layout.pair_marker(listener_id, song.name), json.dumps(settings, indent=2) + "\n")
+        write_text_atomic(marker, json.dumps(settings, indent=2) + "\n")
         enhanced += 1
     log.info(
         "enhance: %d pair(s) written, %d already complete, %d song(s) separated now",
@@ -144,6 +159,11 @@ def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
         skipped,
         len(cache.separated),
     )
+    if failed:
+        raise DataError(
+            f"{len(failed)} song(s) could not be enhanced (the pairs of the other songs are written): "
+            + "; ".join(failed.values())
+        )
     return EnhanceSummary(len(plan.pairs), enhanced, skipped, list(cache.separated))
 
 
@@ -156,7 +176,8 @@ def _song_segments(all_segments: dict, song: Song, cfg: DictConfig) -> dict[str,
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    run_enhance(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_enhance(cfg)
 
 
 if __name__ == "__main__":

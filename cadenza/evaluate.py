@@ -33,8 +33,10 @@ from cadenza.data import EARS, INSTRUMENTS, Song, read_song_audio
 from cadenza.flac_io import EnhancedFileError, read_enhanced
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
-from cadenza.report import write_report
+from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFile
+from xumx_slicq_v2.audio import remove_stale_temporaries
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,10 @@ def run_evaluate(cfg: DictConfig) -> Path:
     plan = RunPlan.from_config(cfg)
     plan.describe(cfg, "cadenza.evaluate")
     batch, batch_size = int(cfg.evaluate.batch), int(cfg.evaluate.batch_size)
-    scores = ScoresFile(plan.layout.scores_csv(batch, batch_size))
+    scores_path = plan.layout.scores_csv(batch, batch_size)
+    # left by a killed run of this batch (the report is written by unsharded runs only)
+    remove_stale_temporaries([scores_path, *(report_files(scores_path.parent) if batch_size <= 1 else ())])
+    scores = ScoresFile(scores_path)
     todo = [(song, listener_id) for song, listener_id in plan.pairs if not scores.has(song.name, listener_id)]
     log.info("evaluate: %d pair(s) to score, %d already in %s", len(todo), len(plan.pairs) - len(todo), scores.path)
     for song, listener_id in tqdm(todo, desc="evaluate", unit="pair"):
@@ -136,7 +141,8 @@ def run_evaluate(cfg: DictConfig) -> Path:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    run_evaluate(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from omegaconf import DictConfig
 from cadenza.config import HYDRA_MAIN, check_config
 from cadenza.data import Song, song_listener_pairs
 from cadenza.plan import RunPlan
-from cadenza.report import write_report
+from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFileError, read_rows, write_rows
+from xumx_slicq_v2.audio import remove_stale_temporaries
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def run_merge(cfg: DictConfig) -> Path:
             )
         rows.update(found)
     merged = layout.scores_csv()
+    remove_stale_temporaries([merged, *report_files(merged.parent)])  # left by a killed merge
     write_rows(merged, [rows[pair] for pair in _pair_names(plan.pairs)])
     log.info("merged %d batch file(s), %d rows -> %s", batch_size, len(rows), merged)
     write_report(merged, plan.listeners)
@@ -58,7 +61,8 @@ def _pair_names(pairs: list[tuple[Song, str]]) -> list[tuple[str, str]]:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    run_merge(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_merge(cfg)
 
 
 if __name__ == "__main__":

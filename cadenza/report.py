@@ -213,6 +213,11 @@ def plot_report(summary: dict, path: str | Path) -> None:
     plt.close(figure)
 
 
+def report_files(out_dir: str | Path) -> tuple[Path, Path]:
+    """``report.json`` and ``report.png`` in ``out_dir``."""
+    return Path(out_dir) / "report.json", Path(out_dir) / "report.png"
+
+
 def write_report(
     scores_csv: str | Path,
     listeners: Mapping[str, Listener] | None = None,
@@ -223,11 +228,12 @@ def write_report(
     scores_csv = Path(scores_csv)
     out_dir = scores_csv.parent if out_dir is None else Path(out_dir)
     summary = {"scores_csv": str(scores_csv), **summarise(load_scores(scores_csv), listeners)}
-    write_text_atomic(out_dir / "report.json", json.dumps(summary, indent=2) + "\n")
-    plot_report(summary, out_dir / "report.png")
+    json_path, png_path = report_files(out_dir)
+    write_text_atomic(json_path, json.dumps(summary, indent=2) + "\n")
+    plot_report(summary, png_path)
     if echo:
         print(format_tables(summary))
-        print(f"Report: {out_dir / 'report.json'}, {out_dir / 'report.png'}")
+        print(f"Report: {json_path}, {png_path}")
     return summary
 
 

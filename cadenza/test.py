@@ -10,7 +10,7 @@ When every batch is complete, ``enhanced_signals/evaluation`` is zipped to ``<ex
 from __future__ import annotations
 
 import logging
-import shutil
+import zipfile
 from pathlib import Path
 
 import hydra
@@ -19,18 +19,36 @@ from omegaconf import DictConfig
 from cadenza.config import HYDRA_MAIN
 from cadenza.enhance import EnhanceSummary, run_enhance
 from cadenza.layout import ExpLayout
-from xumx_slicq_v2.audio import atomic_path
+from xumx_slicq_v2.audio import atomic_path, remove_stale_temporaries
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
+#: Timestamp of every member of the submission zip (the earliest a zip can hold), for reproducible archives.
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
 
 def make_submission(layout: ExpLayout, team_id: str) -> Path:
-    """Zip ``enhanced_signals/evaluation`` (archive root ``evaluation/``) into ``submission_<team_id>.zip``."""
+    """Zip ``enhanced_signals/evaluation`` (archive root ``evaluation/``) into ``submission_<team_id>.zip``.
+
+    Hidden files (temporary files of killed writers, lock files) are left out; members are in sorted order with a
+    fixed timestamp, so the same enhanced files always give the same zip, byte for byte.
+    """
     target = layout.submission_zip(team_id)
-    with atomic_path(target) as tmp:
-        # make_archive appends ".zip" to the base name, so this writes the temporary file itself
-        shutil.make_archive(str(tmp.with_suffix("")), "zip", root_dir=layout.enhanced_root, base_dir="evaluation")
-    log.info("submission: %s", target)
+    remove_stale_temporaries([target])
+    root = layout.enhanced_root
+    files = sorted(
+        path
+        for path in (root / "evaluation").rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            member = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_TIMESTAMP)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o644 << 16
+            archive.writestr(member, path.read_bytes())
+    log.info("submission: %s (%d files)", target, len(files))
     return target
 
 
@@ -48,7 +66,8 @@ def run_test(cfg: DictConfig) -> tuple[EnhanceSummary, Path | None]:
 
 @hydra.main(**{**HYDRA_MAIN, "config_name": "config_test"})
 def main(cfg: DictConfig) -> None:
-    run_test(cfg)
+    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+        run_test(cfg)
 
 
 if __name__ == "__main__":

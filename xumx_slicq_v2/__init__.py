@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 from .config import SOURCES
 
 if TYPE_CHECKING:
-    from .model import ModelConfig, Unmix
-    from .separator import ChunkingConfig, Separator, separate
+    from .config import ChunkingConfig, ModelConfig
+    from .model import Unmix
+    from .separator import Separator, separate
     from .transforms import SliCQT
 
 #: Public name -> the submodule that defines it.
 _LAZY = {
-    "ModelConfig": "model",
+    "ModelConfig": "config",
     "Unmix": "model",
-    "ChunkingConfig": "separator",
+    "ChunkingConfig": "config",
     "Separator": "separator",
     "separate": "separator",
     "SliCQT": "transforms",

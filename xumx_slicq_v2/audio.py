@@ -6,10 +6,12 @@ Arrays are channels-first everywhere: ``(channels, samples)`` float32 in [-1, 1]
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,44 @@ SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 
 class AudioError(RuntimeError):
     """An audio file could not be read or has an unusable format (the message names the file)."""
+
+
+def first_nonfinite(audio: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the earliest NaN or infinite sample of ``audio`` ``(..., samples)``, or ``None`` if all are finite.
+
+    "Earliest" is along the last (time) axis; among the rows bad at that sample, the first. The index has one
+    entry per axis (e.g. ``(channel, sample)``).
+    """
+    audio = np.asarray(audio)
+    if audio.size == 0 or np.isfinite(audio).all():
+        return None
+    bad = ~np.isfinite(audio.reshape(-1, audio.shape[-1]))
+    sample = int(bad.any(axis=0).argmax())
+    row = int(bad[:, sample].argmax())
+    return (*(int(i) for i in np.unravel_index(row, audio.shape[:-1])), sample)
+
+
+def check_finite(audio: np.ndarray, where: str, sample_rate: float | None = None, offset: int = 0) -> None:
+    """Raise ``ValueError`` naming ``where``, the first non-finite sample and its channel, if ``audio``
+    ``(channels, samples)`` (or ``(samples,)``, or ``(batch, channels, samples)``) holds NaN or infinity.
+
+    ``offset``: index in the file of ``audio``'s first sample (e.g. after a ``--start``), added to the sample index.
+    """
+    index = first_nonfinite(audio)
+    if index is None:
+        return
+    *rows, sample = index
+    value = np.asarray(audio)[tuple(index)]
+    position = f"sample {sample + offset}"
+    if sample_rate:
+        position += f" ({(sample + offset) / sample_rate:.3f} s)"
+    shape = np.shape(audio)
+    where_in = []
+    if len(rows) == 2:
+        where_in.append(f"batch item {rows[0]}")
+    if rows:
+        where_in.append(f"channel {rows[-1] + 1} of {shape[-2]}")
+    raise ValueError(f"{where}: non-finite audio: the first is {value} at {', '.join([position, *where_in])}")
 
 
 def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
@@ -94,6 +134,30 @@ def resample(
         out[:, filled : filled + resampled.shape[0]] = resampled.T
         filled += resampled.shape[0]
     return out[:, :filled].reshape(*audio.shape[:-1], filled)
+
+
+#: Names of `atomic_path`'s temporary files: ``.<stem>.<pid>.<8 hex digits>.part<suffix>``.
+TEMPORARY_NAME = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.part(\.[^.]+)?$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as a temporary file of `atomic_path` (left behind if its writer was killed)."""
+    return TEMPORARY_NAME.match(Path(path).name) is not None
+
+
+def remove_stale_temporaries(outputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete the temporary files that killed writers left beside ``outputs`` (see `atomic_path`); returns them.
+
+    Call it only for outputs this process owns (about to write them), as another live writer's files look alike.
+    """
+    removed = []
+    for path in map(Path, outputs):
+        if path.parent.is_dir():
+            for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+                if is_temporary(stale):
+                    stale.unlink(missing_ok=True)
+                    removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-"""The models' names and settings, without torch: targets, scales, `ModelConfig` (read by the command lines
-before they load anything heavy; `xumx_slicq_v2.model` and the transform re-export them)."""
+"""The models' names and settings, without torch: targets, scales, `ModelConfig`, `ChunkingConfig` (read by the
+command lines before they load anything heavy; `xumx_slicq_v2.model`, `.transforms` and `.separator` re-export
+them)."""
 
 from __future__ import annotations
 
@@ -131,3 +132,37 @@ def _coerce(value: Any, field: dataclasses.Field, key: str) -> Any:
         return str(value)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint args: {key!r} has an invalid value {value!r}") from err
+
+
+class ChunkingError(ValueError):
+    """A chunking plan that cannot give the unchunked result (the message names the lengths)."""
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """How long inputs are split (all in seconds; chunk and context rounded up to the transform's half-slice grid).
+
+    Attributes:
+        chunk_seconds: audio owned by one chunk; memory grows linearly with it. Any positive length works
+            (short chunks cost time: each is separated with its context).
+        context_seconds: extra audio given to a chunk on each side; it must cover half the cross-fade plus the
+            network's receptive field (`Separator.receptive_field`, about 1.2 s for the released models), so that
+            chunk edges do not change the estimates.
+        crossfade_seconds: raised-cosine cross-fade centred on each chunk boundary (at most 2 x context).
+    """
+
+    chunk_seconds: float = 30.0
+    context_seconds: float = 2.5
+    crossfade_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.chunk_seconds > 0 and self.context_seconds >= 0 and self.crossfade_seconds >= 0):
+            raise ChunkingError(
+                f"chunking needs chunk_seconds > 0 and context_seconds, crossfade_seconds >= 0; got chunk "
+                f"{self.chunk_seconds} s, context {self.context_seconds} s, cross-fade {self.crossfade_seconds} s"
+            )
+        if self.crossfade_seconds > 2 * self.context_seconds:
+            raise ChunkingError(
+                f"a cross-fade of {self.crossfade_seconds} s reaches beyond a context of {self.context_seconds} s "
+                f"on each side of the chunk: use crossfade_seconds <= 2 x context_seconds"
+            )

@@ -30,15 +30,21 @@ import numpy as np
 import soundfile as sf
 
 from ._optional import exit_if_missing
-from .audio import AUDIO_EXTENSIONS, SUBTYPES, AudioError, atomic_path, load_audio
+from .audio import (
+    AUDIO_EXTENSIONS,
+    SUBTYPES,
+    AudioError,
+    atomic_path,
+    check_finite,
+    load_audio,
+    remove_stale_temporaries,
+)
 from .backends import RUNTIME_BACKENDS
-from .config import SOURCES
+from .config import SOURCES, ChunkingConfig, ChunkingError
+from .signals import exit_on_signal, sigterm_exits
 
 if TYPE_CHECKING:  # torch and the separator load after the arguments are parsed
     from .separator import Separator
-
-#: ``--chunk-seconds`` default, as the help states it (`xumx_slicq_v2.separator.ChunkingConfig.chunk_seconds`).
-DEFAULT_CHUNK_SECONDS = 30.0
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -245,14 +251,6 @@ class StemWriter:
         return clip_message(self.options, self.peak, self.clipped)
 
 
-def remove_stale_temporaries(outputs: Sequence[Path]) -> None:
-    """Delete temporary files that a killed run left beside ``outputs`` (see `xumx_slicq_v2.audio.atomic_path`)."""
-    for path in outputs:
-        if path.parent.is_dir():
-            for stale in path.parent.glob(f".{path.stem}.*.part{path.suffix}"):
-                stale.unlink(missing_ok=True)
-
-
 # -- separation ------------------------------------------------------------------------------------------------
 
 
@@ -265,8 +263,8 @@ def separate_track(
     progress: bool = False,
 ) -> TrackResult:
     """Separate one file and write its stems as the separated pieces come (memory bounded by the chunk length
-    plus the input); unreadable or unsupported input, or outputs that cannot be written, give a ``failed``
-    result."""
+    plus the input); unreadable or unsupported input (also NaN or infinite samples: nothing is written), or
+    outputs that cannot be written, give a ``failed`` result."""
     from .separator import separate_stream
 
     outputs = track.outputs(options)
@@ -282,7 +280,8 @@ def separate_track(
             )
         if audio.shape[-1] == 0:
             raise AudioError(f"{track.source}: no samples to separate")
-    except AudioError as err:
+        check_finite(audio, str(track.source), rate, offset=round(start * rate))
+    except (AudioError, ValueError) as err:
         return TrackResult(track, "failed", messages=[str(err)])
     channels, seconds = audio.shape[0], audio.shape[-1] / rate
     try:
@@ -308,14 +307,13 @@ class SeparatorSpec:
     model: str
     realtime: bool | None = None
     runtime_backend: str = "torch-cpu"
-    chunk_seconds: float | None = None
+    chunking: ChunkingConfig | None = None
 
     def load(self) -> Separator:
-        from .separator import ChunkingConfig, Separator
+        from .separator import Separator
 
-        chunking = ChunkingConfig(chunk_seconds=self.chunk_seconds) if self.chunk_seconds else None
         return Separator.from_pretrained(
-            self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=chunking
+            self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=self.chunking
         )
 
 
@@ -326,18 +324,13 @@ def _init_worker(spec: SeparatorSpec, threads: int, options: OutputOptions, star
     import torch
 
     torch.set_num_threads(threads)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration)
 
 
 def _worker_separate(track: Track) -> TrackResult:
     state = _worker_state
     return separate_track(track, state["separator"], state["options"], state["start"], state["duration"])
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    """Turn SIGTERM into SystemExit, so that pending atomic writes remove their temporary files."""
-    raise SystemExit(128 + signum)
 
 
 def default_threads(jobs: int) -> int:
@@ -432,8 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--chunk-seconds",
         type=float,
-        default=None,
-        help=f"audio per chunk (memory grows with it; default {DEFAULT_CHUNK_SECONDS:g})",
+        default=ChunkingConfig.chunk_seconds,
+        help="audio per chunk (memory grows with it; any length gives the same stems; default %(default)g)",
+    )
+    model.add_argument(
+        "--context-seconds",
+        type=float,
+        default=ChunkingConfig.context_seconds,
+        help="audio added on each side of a chunk; must cover half the cross-fade plus the network's receptive "
+        "field (about 1.2 s for the released models; default %(default)g)",
+    )
+    model.add_argument(
+        "--crossfade-seconds",
+        type=float,
+        default=ChunkingConfig.crossfade_seconds,
+        help="cross-fade between neighbouring chunks (default %(default)g)",
     )
     model.add_argument(
         "--jobs",
@@ -481,8 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             accompaniment=args.accompaniment,
             overwrite=args.overwrite,
         )
-        if args.jobs < 1 or (args.chunk_seconds is not None and args.chunk_seconds <= 0):
-            raise ValueError("--jobs and --chunk-seconds must be positive")
+        if args.jobs < 1:
+            raise ValueError("--jobs must be positive")
+        chunking = ChunkingConfig(args.chunk_seconds, args.context_seconds, args.crossfade_seconds)
         tracks = find_tracks([*args.inputs, *args.input_dir], args.output_dir)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -492,23 +499,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=args.model or ("realtime" if args.realtime else "offline"),
         realtime=True if args.realtime else None,
         runtime_backend=args.runtime_backend,
-        chunk_seconds=args.chunk_seconds,
+        chunking=chunking,
     )
     try:
         # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
         separator = spec.load()
+    except ChunkingError as err:
+        parser.error(f"{err} (--context-seconds, --crossfade-seconds)")
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         print(f"error: cannot load model {spec.model!r}: {err}", file=sys.stderr)
         return 1
     jobs = min(args.jobs, len(tracks))
     if jobs > 1:
         separator = None  # the workers load their own
-    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.perf_counter()
-    try:
+    with sigterm_exits():
         results = run(tracks, spec, options, args.start, args.duration, jobs, separator)
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     print(summary(results, time.perf_counter() - started))
     failed = [r for r in results if r.status == "failed"]
     if failed:

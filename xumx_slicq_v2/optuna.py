@@ -1,6 +1,6 @@
 """Hyperparameter study of the network with Optuna: ``python -m xumx_slicq_v2.optuna --storage URL --study-name NAME``.
 
-Each trial trains a cut-down model in this process with `xumx_slicq_v2.training.train` (the training command's
+Each trial trains a cut-down model in this process with `xumx_slicq_v2.trainer.train` (the training command's
 flags set everything that is not searched; the defaults here are the reference's tuning run: 10 epochs, 16
 samples per track, batch 32, 4 workers) and scores it after every epoch by the validation global SDR (each musdb
 "valid" track separated whole, MDX global SDR per target, mean over tracks and targets; `xumx_slicq_v2.
@@ -195,11 +195,15 @@ class Objective:
         self.out_dir = Path(args.out_dir)
 
     def model_path(self, trial: optuna.Trial) -> Path:
-        """``trials/<number>`` (a retried trial continues in the folder of the trial it retries)."""
+        """``trials/<number>``; a retried trial continues in the folder of the trial it retries, any other
+        trial needs a new folder (one left by another study in the same ``--out-dir`` is an error)."""
         optuna = _optuna()
         frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
         retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
-        return self.out_dir / "trials" / f"{trial.number if retried is None else retried:04d}"
+        path = self.out_dir / "trials" / f"{trial.number if retried is None else retried:04d}"
+        if retried is None and path.exists():
+            raise StudyError(f"{path} exists, from another study in this --out-dir; use a new --out-dir per study")
+        return path
 
     def __call__(self, trial: optuna.Trial) -> float:
         from .trainer import train
@@ -243,19 +247,25 @@ def open_study(args: argparse.Namespace, space: dict[str, list]) -> optuna.Study
     """Create or load the study (TPE seeded with ``--seed`` plus the trials it already holds, median pruner,
     heartbeats with retries of failed trials) and check it was started with this search space and settings."""
     optuna = _optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine_kwargs = {"connect_args": {"timeout": 60}} if args.storage.startswith("sqlite") else None
-    storage = optuna.storages.RDBStorage(
-        args.storage,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=args.max_retry, inherit_intermediate_values=True
-        ),
-    )
-    existing = 0
-    if args.study_name in {summary.study_name for summary in optuna.get_all_study_summaries(storage)}:
+    try:
+        storage = optuna.storages.RDBStorage(
+            args.storage,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=args.max_retry, inherit_intermediate_values=True
+            ),
+        )
+    except (SQLAlchemyError, ValueError) as err:
+        raise StudyError(f"--storage {args.storage}: cannot open it ({err})") from err
+    try:
         existing = len(optuna.load_study(study_name=args.study_name, storage=storage).get_trials(deepcopy=False))
+    except KeyError:  # a new study
+        existing = 0
     study = optuna.create_study(
         storage=storage,
         study_name=args.study_name,

@@ -2,11 +2,14 @@
 sample rate.
 
 Long inputs are processed in chunks whose boundaries sit on the sliCQT's slice grid (multiples of half a slice),
-each chunk padded with context on both sides and cross-faded (raised cosine) with its neighbour around the
-boundary. With enough context the network sees exactly what it would see unchunked, so the realtime model gives
-the unchunked result up to float rounding; the offline model's Wiener-EM estimates spatial covariances over
-windows of frames and so differs slightly near chunk boundaries (never with a seam). Memory is bounded by the
-chunk length instead of the song length. The reference used hard 60 s chunks without overlap.
+each chunk padded with context on both sides and cross-faded (raised cosine) with its neighbours around the
+boundaries; the output is the weighted sum of the chunks' estimates divided by the sum of their weights, so any
+chunk length works, also one shorter than the cross-fade. The context must cover half the cross-fade plus the
+network's receptive field (`Separator.receptive_field`); plans with less are refused. Then the network sees
+exactly what it would see unchunked, so the realtime model gives the unchunked result up to float rounding; the
+offline model's Wiener-EM estimates spatial covariances over windows of frames and so differs slightly near
+chunk boundaries (never with a seam). Memory is bounded by the chunk length instead of the song length.
+The reference used hard 60 s chunks without overlap.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import soxr
@@ -22,32 +24,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .audio import RESAMPLE_BLOCK, resample
+from .audio import RESAMPLE_BLOCK, check_finite, resample
 from .backends import NetworkFn, backend_device, build_network, check_backend
+from .config import ChunkingConfig, ChunkingError
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
-
-
-@dataclass(frozen=True)
-class ChunkingConfig:
-    """How long inputs are split (all in seconds; rounded up to the transform's half-slice grid).
-
-    Attributes:
-        chunk_seconds: audio owned by one chunk; memory grows linearly with it.
-        context_seconds: extra audio given to a chunk on each side, longer than the network's receptive field
-            (about 2 s for the released models) so that chunk edges do not change the estimates.
-        crossfade_seconds: raised-cosine cross-fade centred on each chunk boundary (at most 2 x context).
-    """
-
-    chunk_seconds: float = 30.0
-    context_seconds: float = 2.5
-    crossfade_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.chunk_seconds <= 0 or self.context_seconds < 0 or self.crossfade_seconds < 0:
-            raise ValueError(f"chunking needs positive lengths, got {self}")
-        if self.crossfade_seconds > 2 * self.context_seconds:
-            raise ValueError("crossfade_seconds must be at most twice context_seconds")
 
 
 def chunk_plan(length: int, chunk: int, context: int, crossfade: int) -> list[tuple[int, int, int, int]]:
@@ -73,7 +54,9 @@ def crossfade_weights(
     """Weight of one chunk's estimate over its input region ``(input_stop - input_start,)``.
 
     One inside the owned region, zero outside, with raised-cosine ramps of ``crossfade`` samples centred on the
-    inner boundaries (none at the signal's start and end); the weights of neighbouring chunks sum to one.
+    inner boundaries (none at the signal's start and end); where chunks are at least ``crossfade`` long the
+    weights of neighbouring chunks sum to one (`Separator.stream` divides by their sum in any case). Inside the
+    owned region the weight is above 1/4; it is zero ``ceil(crossfade / 2)`` samples or more outside it.
     """
     positions = torch.arange(input_start, input_stop, dtype=torch.float64) + 0.5
     weights = torch.ones_like(positions)
@@ -111,6 +94,33 @@ class Separator(nn.Module):
         self.sample_rate: int = int(model.config.sample_rate)
         # the network needs 3 slices; the transform gives 3 slices from half a slice + 1 samples on
         self.min_length = self.transform.slice_length // 2 + 1
+        self.chunk_lengths()  # refuse a chunking plan that cannot give the unchunked result
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples on each side of an output sample that the network's estimate of it depends on: 3 slices
+        (measured on the realtime models: an input sample changes the outputs up to 2.1 slices after and 1.2
+        slices before it; the offline models' Wiener-EM spans its whole window of frames)."""
+        return 3 * self.transform.slice_length
+
+    def chunk_lengths(self) -> tuple[int, int, int]:
+        """``(chunk, context, crossfade)`` in samples at `sample_rate` of `chunking`.
+
+        Raises `ChunkingError` (a ``ValueError``) naming the lengths when the context does not cover half the
+        cross-fade plus the `receptive_field`: chunks would then see their edges where their weight is not zero.
+        """
+        chunk = self._grid(self.chunking.chunk_seconds)
+        context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
+        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
+        needed = math.ceil(crossfade / 2) + self.receptive_field
+        if context < needed:
+            raise ChunkingError(
+                f"chunking: a context of {self.chunking.context_seconds} s ({context} samples at {self.sample_rate} "
+                f"Hz) is too short for a cross-fade of {self.chunking.crossfade_seconds} s: it must cover half the "
+                f"cross-fade plus the network's receptive field of {self.receptive_field / self.sample_rate:.2f} s, "
+                f"{needed / self.sample_rate:.2f} s in all; raise context_seconds or lower crossfade_seconds"
+            )
+        return chunk, context, crossfade
 
     @classmethod
     def from_pretrained(
@@ -157,31 +167,42 @@ class Separator(nn.Module):
             ``(start, stems)``: consecutive segments ``(batch, 4, channels, n)`` starting at sample ``start``
             that tile ``[0, samples)``. Memory stays bounded by the chunk length, whatever the input length
             (the CLI writes the segments to disk as they come).
+
+        Raises:
+            ValueError: for a bad shape, or NaN or infinite samples (naming the first one), before any work.
         """
         batch, channels, length = check_audio_shape(audio.shape)
+        if not torch.isfinite(audio).all():
+            check_finite(audio.detach().cpu().numpy(), "input audio")
         stereo = audio.expand(batch, 2, length) if channels == 1 else audio
-        chunk = self._grid(self.chunking.chunk_seconds)
-        context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
-        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
+        chunk, context, crossfade = self.chunk_lengths()
         half_fade = math.ceil(crossfade / 2)
         plan = chunk_plan(length, chunk, context, crossfade)
-        emitted, pending = 0, None
+        # weighted estimates and their summed weights from sample `emitted` on (the context covers half the
+        # cross-fade, so each chunk's input starts at or before `emitted`)
+        emitted, pending, pending_weights = 0, None, None
         with torch.inference_mode():
             for index, (owned_start, owned_stop, start, stop) in enumerate(
                 tqdm(plan, desc="chunks", unit="chunk", disable=not progress or len(plan) == 1, leave=False)
             ):
                 part = stereo[..., start:stop].to(self.device, torch.float32)
                 estimate = self.separate_chunk(part)
-                if len(plan) > 1:
-                    estimate *= crossfade_weights(start, stop, owned_start, owned_stop, length, crossfade).to(
-                        estimate.device
-                    )
-                if pending is not None:  # the previous chunk's share of the cross-fade around owned_start
-                    estimate[..., emitted - start : emitted - start + pending.shape[-1]] += pending
-                final = length if index == len(plan) - 1 else owned_stop - half_fade
-                segment = estimate[..., emitted - start : final - start]
-                yield emitted, segment.mean(dim=2, keepdim=True) if channels == 1 else segment
-                pending = estimate[..., final - start : min(stop, owned_stop + half_fade) - start].clone()
+                if len(plan) == 1:
+                    yield 0, estimate.mean(dim=2, keepdim=True) if channels == 1 else estimate
+                    return
+                weights = crossfade_weights(start, stop, owned_start, owned_stop, length, crossfade).to(estimate.device)
+                estimate *= weights
+                weighted, weight_sum = estimate[..., emitted - start :], weights[emitted - start :]
+                if pending is not None:  # earlier chunks' shares from `emitted` on
+                    weighted[..., : pending.shape[-1]] += pending
+                    weight_sum[: pending.shape[-1]] += pending_weights
+                # later chunks have zero weight before their owned start minus half the cross-fade
+                final = length if index == len(plan) - 1 else max(emitted, plan[index + 1][0] - half_fade)
+                if final > emitted:
+                    segment = weighted[..., : final - emitted] / weight_sum[: final - emitted]
+                    yield emitted, segment.mean(dim=2, keepdim=True) if channels == 1 else segment
+                pending = weighted[..., final - emitted :].clone()
+                pending_weights = weight_sum[final - emitted :].clone()
                 emitted = final
 
     def _grid(self, seconds: float) -> int:
@@ -240,7 +261,8 @@ def separate_stream(
         raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
     mono_1d = audio.ndim == 1
     channels, length = (1, *audio.shape) if mono_1d else audio.shape
-    check_audio_shape((1, channels, length))  # a clear error before any work
+    check_audio_shape((1, channels, length))  # clear errors before any work
+    check_finite(audio, "input audio", sample_rate)
     model_rate_audio = resample(np.atleast_2d(audio), sample_rate, separator.sample_rate, block=RESAMPLE_BLOCK)
     model_rate_audio = torch.from_numpy(model_rate_audio.astype(np.float32, copy=False))
     del audio
@@ -293,6 +315,9 @@ def separate(
 
     Returns:
         ``{source: array}`` with the input's shape and sample rate, float32.
+
+    Raises:
+        ValueError: for a bad shape, or NaN or infinite samples (naming the first sample and channel).
     """
     separator = separator or Separator.from_pretrained(model, device=device)
     stems = {name: np.empty(np.shape(audio), np.float32) for name in separator.sources}

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._cli import DefaultsHelpFormatter
+from ._optional import exit_if_missing, require
 
 if TYPE_CHECKING:
     import numpy as np
@@ -346,8 +347,7 @@ def format_table(records: Sequence[dict[str, Any]], per_target: bool = False) ->
 
 def plot_records(records: Sequence[dict[str, Any]], path: Path) -> None:
     """Total SDR against bins (one series per scale) and against coefficients per second, as an image."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", extra="tune", purpose="the slicqfinder plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -361,7 +361,7 @@ def plot_records(records: Sequence[dict[str, Any]], path: Path) -> None:
         by_size.scatter([record["coefficients_per_second"] for record in chosen], totals, label=scale, s=18)
     strategy = records[0]["strategy"] if records else ""
     by_bins.set(xlabel="frequency bins", ylabel=f"total SDR, oracle {strategy} (dB)", title="SDR against bins")
-    by_size.set(xscale="log", xlabel="sliCQT coefficients per second and channel", ylabel="total SDR (dB)",
+    by_size.set(xlabel="sliCQT coefficients per second and channel", ylabel="total SDR (dB)",
                 title="SDR against the network's input size")  # fmt: skip
     for axes in (by_bins, by_size):
         axes.grid(alpha=0.3)
@@ -410,7 +410,8 @@ def search(
     earlier = read_records(json_path, names) if json_path else []
     done = {record_key(record): record for record in earlier}
     keys = [candidate_key(candidate, strategy) for candidate in candidates]
-    others = [record for record in earlier if record_key(record) not in set(keys)]
+    wanted = set(keys)
+    others = [record for record in earlier if record_key(record) not in wanted]
     todo = [candidate for candidate, key in zip(candidates, keys, strict=True) if key not in done]
 
     def save(record: dict[str, Any]) -> None:
@@ -509,6 +510,7 @@ def candidates_from_args(args: argparse.Namespace) -> list[Candidate]:
     return draw_candidates(scales, (int(low), int(high)), grid, args.n_iter, args.max_sllen, args.random_seed)
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     if not args.musdb_root:

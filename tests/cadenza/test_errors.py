@@ -170,3 +170,22 @@ def test_stems_of_a_48k_separator_are_resampled(cad1_root, cad1, config_for, fak
     assert fake_separator.calls == [round(cad1.samples * 48000 / 44100)]
     vocals, rate = sf.read(exp / "separated" / cad1.valid_songs[0] / "vocals.wav")
     assert rate == 44100 and vocals.shape == (cad1.samples, 2)
+
+
+
+def test_nan_mixture_is_named_and_the_other_songs_finish(own_cad1_root, cad1, config_for, fake_separator, tmp_path):
+    bad_song, good_song = cad1.valid_songs  # the bad song comes first
+    mixture = own_cad1_root / "audio" / "musdb18hq" / "train" / bad_song / "mixture.wav"
+    audio = sf.read(str(mixture), dtype="float32", always_2d=True)[0].T * 32768  # float WAVs are 16-bit scaled
+    audio[0, 4410] = np.nan
+    sf.write(str(mixture), audio.T, cad1.sample_rate, subtype="FLOAT")
+    exp = tmp_path / "exp"
+    message = f"{mixture}: non-finite audio: the first is nan at sample 4410 (0.100 s), channel 1 of 2"
+    with pytest.raises(DataError, match=re.escape(message)):
+        run_enhance(config_for(own_cad1_root, exp, "separator.model=fake"))
+    assert not (exp / "separated" / bad_song).exists()
+    for listener in cad1.valid_listeners:
+        assert not (exp / "enhanced_signals" / listener / bad_song).exists()
+        assert (exp / "progress" / "enhanced_signals" / listener / f"{good_song}.json").is_file()
+    assert len(list((exp / "enhanced_signals").rglob("*.flac"))) == 2 * 9
+    assert fake_separator.calls == [cad1.samples]  # only the good song was separated

@@ -65,13 +65,6 @@ def test_argument_errors_come_before_heavy_imports(command: str, args: list[str]
     assert "torch" not in HELP.heavy_imports(result)
 
 
-def test_chunk_seconds_help_states_the_separator_default() -> None:
-    from xumx_slicq_v2.inference import DEFAULT_CHUNK_SECONDS
-    from xumx_slicq_v2.separator import ChunkingConfig
-
-    assert DEFAULT_CHUNK_SECONDS == ChunkingConfig().chunk_seconds
-
-
 def test_defaults_are_shown_once() -> None:
     result = HELP.run_help("xumx_slicq_v2.evaluation")
     assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout

@@ -119,6 +119,29 @@ def test_bad_files_are_named_and_skipped_with_exit_status_1(tmp_path, realtime_d
     assert not (out / "corrupt").exists() and not (out / "surround").exists()
 
 
+def test_non_finite_input_is_named_and_writes_nothing(tmp_path, realtime_dir, capsys) -> None:
+    songs = tmp_path / "songs"
+    write_music(songs / "good1.wav", 1.0, 16000, seed=1)
+    write_music(songs / "good2.wav", 1.0, 16000, seed=2)
+    audio = music(2.0, 16000, seed=3)
+    audio[1, [20000, 20001, 25000]] = np.nan
+    audio[0, 30000] = np.inf
+    sf.write(str(songs / "bad.wav"), audio.T, 16000, subtype="FLOAT")
+    out = tmp_path / "out"
+    status = main([str(songs), "--model", str(realtime_dir), "--output-dir", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "bad.wav: non-finite audio: the first is nan at sample 20000 (1.250 s), channel 2 of 2" in captured.err
+    assert "2 separated" in captured.out and "1 failed" in captured.out
+    assert_stems(out / "good1", STEMS, 16000, 16000, 2)
+    assert_stems(out / "good2", STEMS, 16000, 16000, 2)
+    assert not (out / "bad").exists()
+    # with --start the sample is counted from the file's start
+    assert main([str(songs / "bad.wav"), "--model", str(realtime_dir), "--output-dir", str(out), "--start", "1.0"]) == 1
+    assert "at sample 20000 (1.250 s)" in capsys.readouterr().err
+    assert not (out / "bad").exists()
+
+
 def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, realtime_dir, capsys) -> None:
     song = write_music(tmp_path / "song.wav", 1.0, 16000)
     out = tmp_path / "out"
@@ -295,3 +318,25 @@ def test_cli_errors(tmp_path, realtime_dir) -> None:
     )
     assert result.returncode == 1 and "cannot load model" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_chunk_plans_short_chunks_agree_and_impossible_ones_are_exit_2(tmp_path, realtime_dir, capsys) -> None:
+    song = write_music(tmp_path / "song.wav", 3.0, 16000)
+    stems = {}
+    for chunk in ("100", "0.1"):  # one chunk, and chunks shorter than the 1 s cross-fade
+        out = tmp_path / f"out{chunk}"
+        args = [str(song), "--model", str(realtime_dir), "--output-dir", str(out), "--chunk-seconds", chunk]
+        assert main([*args, "--context-seconds", "0.8"]) == 0
+        stems[chunk] = np.stack([sf.read(str(out / "song" / f"{name}.wav"))[0] for name in STEMS])
+    np.testing.assert_allclose(stems["0.1"], stems["100"], rtol=0, atol=1e-4 * np.abs(stems["100"]).max())
+    for flags, message in (
+        (["--context-seconds", "0.55"], "a context of 0.55 s (9112 samples at 16000 Hz) is too short for a cross-fade"),
+        (["--crossfade-seconds", "6"], "a cross-fade of 6.0 s reaches beyond a context of 2.5 s"),
+        (["--chunk-seconds", "0"], "chunking needs chunk_seconds > 0"),
+    ):
+        out = tmp_path / "refused"
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(song), "--model", str(realtime_dir), "--output-dir", str(out), *flags])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()

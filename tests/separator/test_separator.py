@@ -168,3 +168,44 @@ def test_separate_stream_rejects_bad_shapes_before_any_work() -> None:
         next(separate_stream(np.zeros((3, 16000), np.float32), 16000, separator))
     with pytest.raises(ValueError, match="channels, samples"):
         next(separate_stream(np.zeros((1, 2, 16000), np.float32), 16000, separator))
+
+
+def test_non_finite_input_is_a_value_error_naming_the_sample() -> None:
+    separator = Separator(small_model(realtime=True))
+    audio = music_like(1.0, 16000)
+    audio[0, 1, 700] = float("inf")
+    audio[0, 0, 900] = float("nan")
+    message = r"input audio: non-finite audio: the first is inf at sample 700, batch item 0, channel 2 of 2"
+    with pytest.raises(ValueError, match=message):
+        separator(audio)
+    with pytest.raises(ValueError, match=r"the first is inf at sample 700 \(0\.032 s\), channel 2 of 2"):
+        separate(audio[0].numpy(), 22050, separator=separator)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "context", "crossfade"),
+    [(0.3, 2.5, 1.0), (0.1, 0.6, 0.5), (0.02, 0.5, 0.3), (0.7, 3.0, 5.0)],  # every chunk shorter than the fade
+)
+def test_chunks_shorter_than_the_crossfade_give_the_unchunked_result(chunk, context, crossfade) -> None:
+    model = small_model(realtime=True)
+    audio = music_like(4.0, 16000)
+    whole = Separator(model, ChunkingConfig(chunk_seconds=1000.0))(audio)
+    separator = Separator(model, ChunkingConfig(chunk, context, crossfade))
+    assert len(chunk_plan(audio.shape[-1], *separator.chunk_lengths())) > 3
+    chunked = separator(audio)
+    assert (chunked - whole).abs().max() <= 1e-4 * whole.abs().max()
+
+
+@pytest.mark.parametrize(
+    ("chunk", "context", "crossfade", "message"),
+    [
+        (0.7, 2.5, 5.0, r"a context of 2\.5 s .* is too short for a cross-fade of 5\.0 s.* 2\.70 s in all"),
+        (0.1, 0.3, 0.5, r"a context of 0\.3 s .* is too short for a cross-fade of 0\.5 s.* receptive field of 0\.20 s"),
+        (0.1, 0.0, 0.0, r"a context of 0\.0 s \(0 samples at 16000 Hz\) is too short"),
+        (0.1, 1.0, 2.5, r"a cross-fade of 2\.5 s reaches beyond a context of 1\.0 s"),
+        (0.0, 1.0, 0.5, r"chunk_seconds > 0 .* got chunk 0\.0 s, context 1\.0 s, cross-fade 0\.5 s"),
+    ],
+)
+def test_chunk_plans_that_cannot_be_right_are_refused_by_name(chunk, context, crossfade, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Separator(small_model(realtime=True), ChunkingConfig(chunk, context, crossfade))

@@ -78,12 +78,25 @@ def _worker(flags: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def _run_workers(flags: list[str], count: int) -> None:
+    workers = [_worker(flags) for _ in range(count)]
+    for worker in workers:
+        output, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0, output[-3000:]
+
+
 @pytest.mark.slow
 def test_a_killed_worker_resumes_and_a_second_worker_shares_the_study(musdb_root, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    n_trials = 3
-    flags = _flags(musdb_root, tmp_path, storage, "shared", n_trials=n_trials, epochs=2)
-    first = _worker(flags)
+
+    def flags(n_trials: int) -> list[str]:
+        return _flags(musdb_root, tmp_path, storage, "shared", n_trials=n_trials, epochs=2)
+
+    first = _worker(flags(2))
     deadline = time.monotonic() + 120
     killed = None
     while killed is None:  # kill the worker once its first trial has reported epoch 1 (mid-trial)
@@ -100,19 +113,26 @@ def test_a_killed_worker_resumes_and_a_second_worker_shares_the_study(musdb_root
             first.wait()
             killed = running[0].number
     time.sleep(GRACE + HEARTBEAT)  # its heartbeat is now stale: the next worker to start a trial fails it
-    workers = [_worker(flags), _worker(flags)]
-    for worker in workers:
-        output, _ = worker.communicate(timeout=300)
-        assert worker.returncode == 0, output[-3000:]
 
+    # the same command again: the killed trial is failed and re-run (from its epoch-1 checkpoint), not counted
+    _run_workers(flags(2), 1)
     study = optuna.load_study(study_name="shared", storage=storage)
     by_number = {trial.number: trial for trial in study.trials}
-    finished = [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
     assert by_number[killed].state == optuna.trial.TrialState.FAIL, "the killed trial is failed, not finished"
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retries) == 1 and retries[0] in finished and retries[0].params == by_number[killed].params
-    assert 1 in retries[0].intermediate_values and 2 in retries[0].intermediate_values, "resumed at epoch 2"
-    assert n_trials <= len(finished) <= n_trials + 1, "at most one extra trial for the second worker"
+    assert len(retries) == 1 and retries[0] in _finished(study) and retries[0].params == by_number[killed].params
+    assert set(retries[0].intermediate_values) == {1, 2}, "epoch 1 inherited, epoch 2 trained on"
+    model_path = Path(retries[0].user_attrs["model_path"])
+    assert model_path == Path(by_number[killed].user_attrs["model_path"]), "the retry trains on in the same folder"
+    history = json.loads((model_path / "xumx_slicq_v2.json").read_text())["train_loss_history"]
+    assert len(history) == 2, "resumed after epoch 1"
+    assert len(_finished(study)) == 2, "one worker takes exactly the requested number"
+
+    # two workers on the same file share a larger total: at most one extra trial for the second worker
+    _run_workers(flags(4), 2)
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert 4 <= len(_finished(study)) <= 5
+    assert [t.number for t in study.trials if t.state == optuna.trial.TrialState.FAIL] == [killed]
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert all(_inside_space(trial) for trial in study.trials)
     _check_best_file(tmp_path / "out", study)
