@@ -20,8 +20,6 @@ def _load_benchmark():
 
 HELP = _load_benchmark()
 
-#: Commands whose ``--help`` still loads a heavy module, and which ones (none may load torch).
-KNOWN_HEAVY = {"cadenza.evaluate": {"clarity", "scipy", "numba"}}
 
 
 def test_every_command_is_listed() -> None:
@@ -44,7 +42,7 @@ def test_help_works_without_heavy_imports(command: str) -> None:
     assert ("usage:" in result.stdout) or ("== Config ==" in result.stdout), result.stdout[:500]
     heavy = set(HELP.heavy_imports(result))
     assert "torch" not in heavy
-    assert heavy <= KNOWN_HEAVY.get(command, set()), f"{command} --help imports {sorted(heavy)}"
+    assert not heavy, f"{command} --help imports {sorted(heavy)}"
 
 
 @pytest.mark.parametrize(
