@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from cadenza.locking import exclusive_lock
+from xumx_slicq_v2.locking import exclusive_lock
 
 log = logging.getLogger(__name__)
 

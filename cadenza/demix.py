@@ -30,7 +30,6 @@ from cadenza.data import (
     song_listener_pairs,
 )
 from cadenza.layout import ExpLayout
-from cadenza.locking import exclusive_lock
 from cadenza.separators import SeparatorError, StemSeparator, load_separator, separator_identity
 from xumx_slicq_v2.audio import (
     AudioError,
@@ -40,6 +39,7 @@ from xumx_slicq_v2.audio import (
     write_audio,
     write_text_atomic,
 )
+from xumx_slicq_v2.locking import exclusive_lock
 from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class StemCache:
             return None
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
-            made_by = {"model": record["model"], "weights": record["weights"]}
+            made_by = {key: record.get(key) for key in {"model", "weights", *self.identity}}
             samples = int(record["samples"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StemCacheError(f"{record_path}: unreadable separation record ({err!r}); delete {folder}") from err

@@ -10,7 +10,6 @@ interrupted run resumes where it stopped and gives the same files.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +27,8 @@ from cadenza.hearing_aid import HearingAid, cut_segment, remix
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
-from xumx_slicq_v2.audio import remove_stale_temporaries, write_text_atomic
+from xumx_slicq_v2.audio import remove_stale_temporaries
+from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class EnhanceError(RuntimeError):
-    """Existing outputs conflict with this run's settings (the message names the file)."""
+class EnhanceError(ProvenanceError):
+    """Existing outputs conflict with this run's settings (the message names the file and the settings)."""
 
 
 @dataclass
@@ -49,10 +49,15 @@ class EnhanceSummary:
     separated: list[str]  # songs separated now
 
 
-def enhance_settings(cfg: DictConfig, segments: dict[str, tuple[float, float]] | None = None) -> dict:
-    """Everything that shapes a pair's files; recorded in its completion marker and compared on resume."""
+def enhance_settings(
+    cfg: DictConfig, segments: dict[str, tuple[float, float]] | None = None, separator: dict | None = None
+) -> dict:
+    """Everything that shapes a pair's files; recorded in its completion marker and compared on resume.
+
+    ``separator``: `separator_identity` of ``cfg.separator``, if already known.
+    """
     return {
-        "separator": separator_identity(cfg.separator),
+        "separator": separator or separator_identity(cfg.separator),
         "sample_rate": int(cfg.sample_rate),
         "stem_sample_rate": int(cfg.stem_sample_rate),
         "remix_sample_rate": int(cfg.remix_sample_rate),
@@ -66,18 +71,15 @@ def enhance_settings(cfg: DictConfig, segments: dict[str, tuple[float, float]] |
 def pair_is_complete(layout: ExpLayout, song: str, listener_id: str, settings: dict) -> bool:
     """True when the pair's marker and all its files exist; a marker with other settings is an error."""
     marker = layout.pair_marker(listener_id, song)
-    if not marker.is_file():
-        return False
+    remedy = (
+        f"Use another path.exp_folder, or delete {marker} and {layout.pair_dir(listener_id, song)} to enhance "
+        f"{listener_id}/{song} again"
+    )
     try:
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise EnhanceError(f"{marker}: unreadable completion marker ({err}); delete it to redo the pair") from err
-    if recorded != settings:
-        raise EnhanceError(
-            f"{marker}: {listener_id}/{song} was enhanced with other settings ({recorded}); this run uses "
-            f"{settings}. Use another path.exp_folder, or delete the marker and {layout.pair_dir(listener_id, song)}"
-        )
-    return all(path.is_file() for path in layout.pair_files(listener_id, song))
+        recorded = require_same_settings(marker, settings, remedy)
+    except ProvenanceError as err:
+        raise EnhanceError(str(err)) from None
+    return recorded and all(path.is_file() for path in layout.pair_files(listener_id, song))
 
 
 def enhance_pair(
@@ -133,13 +135,14 @@ def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
     cache = StemCache(cfg, layout)
     hearing_aid = HearingAid.from_config(cfg)
     enhanced = skipped = 0
+    separator = separator_identity(cfg.separator)  # once: it may checksum the weights
     failed: dict[str, str] = {}  # song -> why its data cannot be used
     for song, listener_id in tqdm(plan.pairs, desc="enhance", unit="pair"):
         if song.name in failed:
             continue
         try:
             segments = _song_segments(all_segments, song, cfg) if evaluation else None
-            settings = enhance_settings(cfg, segments)
+            settings = enhance_settings(cfg, segments, separator)
             if pair_is_complete(layout, song.name, listener_id, settings):
                 skipped += 1
                 continue
@@ -151,7 +154,7 @@ def run_enhance(cfg: DictConfig, evaluation: bool = False) -> EnhanceSummary:
         marker = layout.pair_marker(listener_id, song.name)
         remove_stale_temporaries([*layout.pair_files(listener_id, song.name), marker])  # left by a killed run
         enhance_pair(stems, plan.listeners[listener_id], song.name, hearing_aid, layout, cfg, segments)
-        write_text_atomic(marker, json.dumps(settings, indent=2) + "\n")
+        write_record(marker, settings)
         enhanced += 1
     log.info(
         "enhance: %d pair(s) written, %d already complete, %d song(s) separated now",

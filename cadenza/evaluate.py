@@ -23,17 +23,19 @@ from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from cadenza.config import HYDRA_MAIN
 from cadenza.data import EARS, INSTRUMENTS, Song, read_song_audio
+from cadenza.enhance import enhance_settings, pair_is_complete
 from cadenza.flac_io import EnhancedFileError, read_enhanced
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFile
 from xumx_slicq_v2.audio import remove_stale_temporaries
+from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
 
 if TYPE_CHECKING:  # pyclarity (scipy, numba) loads with the first score, not for --help
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Presentation level of the reference, dB SPL (``level1`` maps its RMS to this).
 REFERENCE_LEVEL_DB_SPL = 65.0
+
+#: HAAQI implementation recorded with the scores when the config has no ``evaluate.haaqi`` key.
+DEFAULT_HAAQI_ENGINE = "pyclarity"
 
 
 def compute_haaqi(**kwargs) -> float:
@@ -131,17 +136,45 @@ def _mean(values) -> float:
     return float("nan") if np.all(np.isnan(values)) else float(np.nanmean(values))
 
 
+def evaluate_settings(cfg: DictConfig) -> dict:
+    """Everything that shapes the scores: the enhanced files' settings, the HAAQI engine and its seeding;
+    recorded beside each scores file (``scores.settings.json``) and compared on resume and merge."""
+    return {
+        "enhance": enhance_settings(cfg),
+        "haaqi": str(OmegaConf.select(cfg, "evaluate.haaqi", default=DEFAULT_HAAQI_ENGINE)),
+        "set_random_seed": bool(cfg.evaluate.set_random_seed),
+        "reference_level_db_spl": REFERENCE_LEVEL_DB_SPL,
+    }
+
+
+def check_scores_settings(scores_path: Path, record: Path, settings: dict) -> None:
+    """Refuse to add to ``scores_path`` rows made with other settings (or with no record of them)."""
+    remedy = f"Use another path.exp_folder, or delete {scores_path} and {record} to score every pair again"
+    if scores_path.is_file() and not require_same_settings(record, settings, remedy):
+        raise ProvenanceError(f"{scores_path}: no record of the settings its rows were made with ({record}). {remedy}")
+
+
 def run_evaluate(cfg: DictConfig) -> Path:
-    """Score every pair of the batch not yet in its scores file; returns the file."""
+    """Score every pair of the batch not yet in its scores file; returns the file.
+
+    Pairs enhanced with other settings than ``cfg``'s, and a scores file made with other settings (separator,
+    weights, rates, NAL-R, compressor, HAAQI engine, seeding), are refused with an error saying what differs.
+    """
     plan = RunPlan.from_config(cfg)
     plan.describe(cfg, "cadenza.evaluate")
     batch, batch_size = int(cfg.evaluate.batch), int(cfg.evaluate.batch_size)
-    scores_path = plan.layout.scores_csv(batch, batch_size)
+    scores_path, record = plan.layout.scores_csv(batch, batch_size), plan.layout.scores_record(batch, batch_size)
     # left by a killed run of this batch (the report is written by unsharded runs only)
-    remove_stale_temporaries([scores_path, *(report_files(scores_path.parent) if batch_size <= 1 else ())])
+    remove_stale_temporaries([scores_path, record, *(report_files(scores_path.parent) if batch_size <= 1 else ())])
+    settings = evaluate_settings(cfg)
+    check_scores_settings(scores_path, record, settings)
     scores = ScoresFile(scores_path)
     todo = [(song, listener_id) for song, listener_id in plan.pairs if not scores.has(song.name, listener_id)]
     log.info("evaluate: %d pair(s) to score, %d already in %s", len(todo), len(plan.pairs) - len(todo), scores.path)
+    for song, listener_id in todo:  # the enhanced files are of this run's settings (missing ones are named later)
+        pair_is_complete(plan.layout, song.name, listener_id, settings["enhance"])
+    if todo:
+        write_record(record, settings)  # before the first row: a scores file never lacks its record
     for song, listener_id in tqdm(todo, desc="evaluate", unit="pair"):
         scores.add(evaluate_pair(song, plan.listeners[listener_id], plan.layout, cfg))
     if batch_size <= 1:

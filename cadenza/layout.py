@@ -4,8 +4,9 @@
 - ``enhanced_signals/<listener>/<song>/<listener>_<song>_<left|right>_<stem>.flac`` (+ ``.txt`` scale) and
   ``<listener>_<song>_remix.flac``; ``enhanced_signals/evaluation/...`` for the evaluation-set submission.
 - ``progress/<enhanced_signals|evaluation>/<listener>/<song>.json``: a pair's completion marker, written last.
-- ``scores.csv`` or ``scores_<batch+1>-<batch_size>.csv``; ``report.json``, ``report.png`` (beside the
-  scores, :mod:`cadenza.report`); ``submission_<team_id>.zip``.
+- ``scores.csv`` or ``scores_<batch+1>-<batch_size>.csv``, each with the record of its settings
+  (``scores.settings.json``...); ``report.json``, ``report.png`` (beside the scores, :mod:`cadenza.report`);
+  ``submission_<team_id>.zip``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class ExpLayout:
     def scores_csv(self, batch: int = 0, batch_size: int = 1) -> Path:
         name = "scores.csv" if batch_size <= 1 else f"scores_{batch + 1}-{batch_size}.csv"
         return self.exp_folder / name
+
+    def scores_record(self, batch: int = 0, batch_size: int = 1) -> Path:
+        """The settings that produced a scores CSV: ``scores.settings.json`` beside ``scores.csv``, etc."""
+        return self.scores_csv(batch, batch_size).with_suffix(".settings.json")
 
     def submission_zip(self, team_id: str) -> Path:
         return self.exp_folder / f"submission_{team_id}.zip"

@@ -2,7 +2,8 @@
 
 ``python -m cadenza.merge_batches_results evaluate.batch_size=N`` (same other settings as the batches). Every
 batch file must exist and hold exactly its batch's pairs; rows are written in the single-run (song-major) order,
-so the merged file equals the ``scores.csv`` of an unsharded run.
+so the merged file equals the ``scores.csv`` of an unsharded run. Batches scored with other settings than this
+run's (their ``scores_<i>-<N>.settings.json``) are refused, naming the setting that differs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from omegaconf import DictConfig
 
 from cadenza.config import HYDRA_MAIN, check_config
 from cadenza.data import Song, song_listener_pairs
+from cadenza.evaluate import check_scores_settings, evaluate_settings
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFileError, read_rows, write_rows
 from xumx_slicq_v2.audio import remove_stale_temporaries
+from xumx_slicq_v2.provenance import write_record
 from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,11 @@ def run_merge(cfg: DictConfig) -> Path:
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"missing batch score file(s): {', '.join(missing)}")
+    settings = evaluate_settings(cfg)
     rows = {}
     for batch, path in enumerate(files):
+        # every batch must have been scored with this run's settings (check_scores_settings names the difference)
+        check_scores_settings(path, layout.scores_record(batch, batch_size), settings)
         expected = _pair_names(
             song_listener_pairs(plan.songs, list(plan.listeners), batch, batch_size, bool(cfg.evaluate.small_test))
         )
@@ -48,7 +54,9 @@ def run_merge(cfg: DictConfig) -> Path:
             )
         rows.update(found)
     merged = layout.scores_csv()
-    remove_stale_temporaries([merged, *report_files(merged.parent)])  # left by a killed merge
+    record = layout.scores_record()
+    remove_stale_temporaries([merged, record, *report_files(merged.parent)])  # left by a killed merge
+    write_record(record, settings)
     write_rows(merged, [rows[pair] for pair in _pair_names(plan.pairs)])
     log.info("merged %d batch file(s), %d rows -> %s", batch_size, len(rows), merged)
     write_report(merged, plan.listeners)

@@ -100,17 +100,19 @@ class SeparatorModel:
 
     load: Callable[[DictConfig, DictConfig], StemSeparator]
     uses_weights: bool = True
+    checksum: Callable[[str], str] | None = None  # of the weights named by ``separator.weights``
 
 
 #: ``separator.model`` -> loader taking ``(separator config, whole config)``.
 SEPARATOR_MODELS: dict[str, SeparatorModel] = {}
 
 
-def register_separator(name: str, uses_weights: bool = True):
-    """Decorator registering a loader ``(separator_cfg, cfg) -> StemSeparator`` under ``separator.model=name``."""
+def register_separator(name: str, uses_weights: bool = True, checksum: Callable[[str], str] | None = None):
+    """Decorator registering a loader ``(separator_cfg, cfg) -> StemSeparator`` under ``separator.model=name``;
+    ``checksum(weights)`` identifies the weights in the records of the outputs (with their name)."""
 
     def decorator(load: Callable[[DictConfig, DictConfig], StemSeparator]):
-        SEPARATOR_MODELS[name] = SeparatorModel(load=load, uses_weights=uses_weights)
+        SEPARATOR_MODELS[name] = SeparatorModel(load=load, uses_weights=uses_weights, checksum=checksum)
         return load
 
     return decorator
@@ -140,12 +142,19 @@ def resolve_device(device: str | None) -> str:
 
 
 def separator_identity(separator_cfg: DictConfig) -> dict[str, str | None]:
-    """What makes two separations interchangeable: the model and its weights (an absolute path for a folder)."""
+    """What makes two separations interchangeable: the model and its weights (an absolute path for a folder),
+    with the weights' checksum where the model has one (``weights_sha256``)."""
     entry = _model_entry(separator_cfg)
     weights = separator_cfg.weights if entry.uses_weights else None
     if weights is not None and Path(str(weights)).is_dir():
         weights = str(Path(str(weights)).resolve())
-    return {"model": str(separator_cfg.model), "weights": None if weights is None else str(weights)}
+    identity = {"model": str(separator_cfg.model), "weights": None if weights is None else str(weights)}
+    if entry.checksum is not None and weights is not None:
+        try:
+            identity["weights_sha256"] = entry.checksum(str(weights))
+        except (OSError, RuntimeError) as err:
+            raise SeparatorError(f"separator.weights={weights}: cannot read the weights ({err})") from err
+    return identity
 
 
 def describe_separator(separator_cfg: DictConfig) -> str:
@@ -163,7 +172,13 @@ def load_separator(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
     return _model_entry(separator_cfg).load(separator_cfg, cfg)
 
 
-@register_separator("xumx_slicq_v2")
+def _xumx_weights_sha256(weights: str) -> str:
+    from xumx_slicq_v2.checkpoint import weights_sha256
+
+    return weights_sha256(weights)
+
+
+@register_separator("xumx_slicq_v2", checksum=_xumx_weights_sha256)
 def _load_xumx_slicq_v2(separator_cfg: DictConfig, cfg: DictConfig) -> StemSeparator:
     from xumx_slicq_v2 import Separator
 

@@ -13,6 +13,7 @@
 # torch wheel and whose versions are pinned in the image; default .venv/bin/python), DEBIAN_MIRROR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. ci/common.sh
 
 CI_DIR=${XUMX_CI_DIR:-/var/tmp/xumx-ci}
 STATE=$CI_DIR/docker
@@ -27,19 +28,7 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DOCKER=/usr/bin/docker
 export DOCKER_HOST=unix://$SOCKET DOCKER_BUILDKIT=1
 
-log() { echo "docker_image.sh: $*" >&2; }
-
-apt_install() {
-  local missing=()
-  for pair in "$@"; do [[ -x ${pair%%=*} ]] || missing+=("${pair#*=}"); done
-  [[ ${#missing[@]} -eq 0 ]] && return
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing[@]}" \
-    || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }
-}
-
-daemon_running() { [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+daemon_running() { running "$PID_FILE"; }
 
 start() {
   apt_install /usr/sbin/dockerd=docker.io /usr/sbin/debootstrap=debootstrap
@@ -102,16 +91,12 @@ print_env() {
 
 stop() {
   daemon_running || { log "dockerd not running"; return 0; }
-  local pid children
-  pid=$(cat "$PID_FILE")
+  local containerd
   "$DOCKER" ps -q | xargs -r "$DOCKER" kill >/dev/null 2>&1 || true
-  children=$(pgrep -P "$pid" || true) # its containerd
-  kill "$pid"
-  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  for child in $children; do kill "$child" 2>/dev/null || true; done
+  containerd=$(pgrep -P "$(cat "$PID_FILE")" || true) # the containerd dockerd started
+  stop_pid_file "$PID_FILE" dockerd
+  for pid in $containerd; do alive "$pid" && kill "$pid"; done
   rm -f "$PID_FILE"
-  log "dockerd stopped"
 }
 
 case "${1:-}" in

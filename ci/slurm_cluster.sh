@@ -10,6 +10,7 @@
 # One partition, "debug" (default), with every CPU of the machine. Daemons listen on 127.0.0.1 (MariaDB) and on the
 # SLURM ports 6817-6819; state, spool, logs and sockets live in $XUMX_CI_DIR/slurm (default /var/tmp/xumx-ci/slurm).
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 
 CI_DIR=${XUMX_CI_DIR:-/var/tmp/xumx-ci}
 DIR=$CI_DIR/slurm
@@ -17,20 +18,6 @@ export SLURM_CONF=$DIR/slurm.conf
 HOST=$(hostname -s)
 DB_PORT=3307
 DB_PASSWORD=xumxci # a throwaway database on 127.0.0.1
-
-log() { echo "slurm_cluster.sh: $*" >&2; }
-
-apt_install() {
-  local missing=()
-  for pair in "$@"; do [[ -x ${pair%%=*} ]] || missing+=("${pair#*=}"); done
-  [[ ${#missing[@]} -eq 0 ]] && return
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing[@]}" \
-    || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }
-}
-
-running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 wait_for() { # seconds, description, command...
   local seconds=$1 what=$2
@@ -122,32 +109,17 @@ start() {
   log "ready: $(sinfo -h -o '%P %D nodes %c CPUs %t') (SLURM_CONF=$SLURM_CONF)"
 }
 
-stop_pid_file() { # pid file, name
-  running "$1" || return 0
-  local pid
-  pid=$(cat "$1")
-  kill "$pid"
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  log "stopped $2 (PID $pid)"
-}
-
-descendants() { # PIDs of every process below $1
-  local child
-  for child in $(pgrep -P "$1" || true); do echo "$child"; descendants "$child"; done
-}
-
 stop() {
   [[ -f $SLURM_CONF ]] || { log "no cluster in $DIR"; return 0; }
   if running "$DIR/run/slurmctld.pid"; then
     scancel --full --quiet 2>/dev/null || true
     for _ in $(seq 50); do [[ -z $(squeue -h 2>/dev/null) ]] && break; sleep 0.2; done
   fi
-  # Job processes: below slurmd, and below slurmstepd processes a killed slurmd left behind (orphans whose
-  # environment names this cluster's configuration).
+  # Job processes: below slurmd, and below the slurmstepd processes of this cluster (their environment names its
+  # configuration) that an unclean stop left behind.
   local jobs=() pid
   running "$DIR/run/slurmd.pid" && mapfile -t jobs < <(descendants "$(cat "$DIR/run/slurmd.pid")")
-  for pid in $(pgrep -x -P 1 slurmstepd || true); do
+  for pid in $(pgrep -x slurmstepd || true); do
     if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SLURM_CONF=$SLURM_CONF"; then
       jobs+=("$pid")
       mapfile -t -O "${#jobs[@]}" jobs < <(descendants "$pid")

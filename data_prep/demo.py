@@ -18,10 +18,11 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from data_prep.config import DEMO_PRESET, GENERATOR_VERSION, DatasetPreset
+from xumx_slicq_v2.locking import exclusive_lock
 
 #: Environment variable that moves the demo dataset.
 DEMO_ROOT_VARIABLE = "XUMX_DEMO_DATA"
@@ -68,24 +69,6 @@ def _read_marker(root: Path) -> dict | None:
 def is_complete(root: Path, preset: DatasetPreset = DEMO_PRESET) -> bool:
     """Whether ``root`` holds a finished demo dataset of ``preset`` and of this generator version."""
     return _read_marker(root) == _marker_content(preset)
-
-
-@contextlib.contextmanager
-def _generation_lock(root: Path) -> Iterator[None]:
-    """Serialise the processes that generate the same demo root (advisory lock on a hidden sibling file;
-    no locking where ``fcntl`` is unavailable, where the atomic rename alone keeps the tree consistent)."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.generate.lock", "a") as handle:
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _generate(root: Path, preset: DatasetPreset) -> None:
@@ -138,7 +121,8 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     """
     root = Path(root) if root is not None else default_demo_root()
     if not is_complete(root, preset):
-        with _generation_lock(root):
+        # serialise the processes that generate the same root (lock on a hidden sibling file)
+        with exclusive_lock(root.parent / f".{root.name}.generate.lock"):
             if not is_complete(root, preset):  # another process may have finished it meanwhile
                 _generate(root, preset)
     print(f"demo dataset: {_task_root(root)}", file=sys.stderr)

@@ -12,6 +12,7 @@ Named models: ``offline`` and ``realtime`` are the published weights of the refe
 
 from __future__ import annotations
 
+import http.client
 import importlib.resources
 import json
 import os
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from xumx_slicq_v2.audio import atomic_path, write_text_atomic
 from xumx_slicq_v2.model import ModelConfig, Unmix, build_unmix
+from xumx_slicq_v2.provenance import file_sha256
 
 #: File names inside a model directory.
 WEIGHTS_NAME = "xumx_slicq_v2.pth"
@@ -35,6 +37,13 @@ METADATA_NAME = "xumx_slicq_v2.json"
 PRETRAINED_URLS = {
     "offline": "https://github.com/sevagh/xumx-sliCQ/raw/v2/pretrained_model",
     "realtime": "https://github.com/sevagh/xumx-sliCQ/raw/v2/pretrained_model_realtime",
+}
+
+#: Size in bytes and SHA-256 of the published weights (``xumx_slicq_v2.pth``), checked after download and when
+#: found in place.
+PUBLISHED_WEIGHTS = {
+    "offline": (62_466_945, "48c86f90083c8417c47e236b12a848518c3e29d46b1a34d7e275d27b1e3203f8"),
+    "realtime": (62_467_137, "12e25e8b7289117a1edc95fa898d40c074a56bfa9057f0b36b2d4c7c3bafe5c1"),
 }
 
 #: The demo model, package data of ``xumx_slicq_v2`` (written by ``recipes/training/demo.sh``).
@@ -62,6 +71,7 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, download: bool = True) -> 
             if not download:
                 raise CheckpointError(f"the {name_or_dir!r} model is not in {directory} (downloading is disabled)")
             download_pretrained(name_or_dir, directory)
+        verify_published_weights(name_or_dir, directory / WEIGHTS_NAME)  # also files placed there by hand
         return directory
     if isinstance(name_or_dir, str) and name_or_dir == "demo":
         if not _has_model_files(DEMO_DIR):
@@ -81,10 +91,21 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, download: bool = True) -> 
     return path
 
 
+def weights_sha256(name_or_dir: str | os.PathLike) -> str:
+    """SHA-256 of a model's weights: the published checksum for ``offline``/``realtime`` (the files are checked
+    against it when loaded), else that of the directory's ``xumx_slicq_v2.pth`` (not downloading anything)."""
+    if isinstance(name_or_dir, str) and name_or_dir in PUBLISHED_WEIGHTS:
+        return PUBLISHED_WEIGHTS[name_or_dir][1]
+    return file_sha256(resolve_model_dir(name_or_dir, download=False) / WEIGHTS_NAME)
+
+
 def download_pretrained(name: str, directory: str | os.PathLike) -> Path:
     """Download the published model ``name`` (its ``.pth`` and ``.json``) into ``directory``.
 
-    Each file is written atomically. Without network access the error says where to place the files by hand.
+    A file appears under its final name only once complete (the weights also verified by size and SHA-256). An
+    interrupted download stays in a hidden ``.<name>.download`` file and resumes there (HTTP Range) on the next
+    call; one that fails verification is deleted, so the next call starts again. Without network access the
+    error says where to place the files by hand.
     """
     directory = Path(directory)
     base = PRETRAINED_URLS[name]
@@ -93,40 +114,101 @@ def download_pretrained(name: str, directory: str | os.PathLike) -> Path:
         if destination.is_file():
             continue
         url = f"{base}/{file_name}"
+        expected_size = PUBLISHED_WEIGHTS[name][0] if file_name == WEIGHTS_NAME else None
         try:
-            _download(url, destination)
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            partial = _download(url, destination, expected_size)
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as err:
             raise CheckpointError(
-                f"could not download the {name!r} model ({url}: {err}). Without network access, download "
-                f"{base}/{WEIGHTS_NAME} and {base}/{METADATA_NAME} elsewhere and place them by hand at "
-                f"{directory / WEIGHTS_NAME} and {directory / METADATA_NAME}"
+                f"could not download the {name!r} model ({url}: {err}); run again to resume. Without network "
+                f"access, download {base}/{WEIGHTS_NAME} and {base}/{METADATA_NAME} elsewhere and place them by "
+                f"hand at {directory / WEIGHTS_NAME} and {directory / METADATA_NAME}"
             ) from err
-    _check_not_lfs_pointer(directory / WEIGHTS_NAME)
+        if file_name == WEIGHTS_NAME:
+            try:
+                verify_published_weights(name, partial, url)
+            except CheckpointError:
+                partial.unlink()
+                raise
+        os.replace(partial, destination)
     return directory
 
 
-def _download(url: str, destination: Path) -> None:
-    """Stream ``url`` into ``destination`` atomically, with a progress bar."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, atomic_path(destination) as part:
-        total = int(response.headers.get("Content-Length") or 0) or None
+def _download(url: str, destination: Path, expected_size: int | None = None) -> Path:
+    """Stream ``url`` into the hidden partial file of ``destination`` (resuming what is there with an HTTP Range
+    request; restarting if the server ignores it), with a progress bar; returns the partial file."""
+    partial = destination.with_name(f".{destination.name}.download")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    offset = partial.stat().st_size if partial.is_file() else 0
+    if expected_size is not None and offset >= expected_size:
+        return partial  # complete (or too long): verification decides
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT)
+    except urllib.error.HTTPError as err:
+        if err.code != 416 or not offset:
+            raise
+        partial.unlink()  # the server cannot continue this partial file: start again
+        return _download(url, destination, expected_size)
+    with response:
+        resumed = offset > 0 and response.status == 206
+        length = int(response.headers.get("Content-Length") or 0)
+        start = offset if resumed else 0
         with (
-            open(part, "wb") as file,
-            tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name) as progress,
+            open(partial, "ab" if resumed else "wb") as file,
+            tqdm(
+                total=start + length or None,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=destination.name,
+            ) as progress,
         ):
+            received = 0
             while chunk := response.read(1 << 20):
                 file.write(chunk)
+                received += len(chunk)
                 progress.update(len(chunk))
+    if length and received < length:  # the connection closed early: keep what came, for the next call
+        raise http.client.IncompleteRead(b"", length - received)
+    return partial
 
 
-def _check_not_lfs_pointer(path: Path) -> None:
-    """The published ``.pth`` files are Git-LFS objects: a pointer file instead of the weights is an error."""
+#: How every Git LFS pointer file starts (what GitHub serves for an LFS object where LFS is not resolved).
+LFS_POINTER_PREFIX = b"version https://git-lfs"
+
+
+def verify_published_weights(name: str, path: Path, url: str | None = None) -> None:
+    """Check that ``path`` holds the published ``name`` weights (size, then SHA-256; see `PUBLISHED_WEIGHTS`).
+
+    ``url``: where ``path`` was just downloaded from (then a temporary file, named by the URL in the message).
+    A Git LFS pointer, a truncated file and any other file are each a `CheckpointError` saying what was expected
+    and how to get the right file.
+    """
+    expected_size, expected_sha256 = PUBLISHED_WEIGHTS[name]
+    expected = f"the published {name!r} weights ({expected_size:,} bytes, sha256 {expected_sha256})"
+    destination = pretrained_dir(name) / WEIGHTS_NAME
+    by_hand = (
+        f"download {PRETRAINED_URLS[name]}/{WEIGHTS_NAME} through the GitHub web page (or `git lfs pull` in a "
+        f"clone of the reference) and place it at {destination}"
+    )
+    what, retry = (f"{path}", "delete it and run again to download it") if url is None else (url, "run again")
+    size = path.stat().st_size
     with open(path, "rb") as file:
-        head = file.read(64)
-    if head.startswith(b"version https://git-lfs"):
-        path.unlink()
+        head = file.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
         raise CheckpointError(
-            f"{path}: the server sent a Git-LFS pointer instead of the weights; download the file through the "
-            "GitHub web page (or `git lfs pull`) and place it there by hand"
+            f"{what}: a Git LFS pointer ({size} bytes of text), not {expected}: the server did not resolve LFS; "
+            f"{by_hand}"
+        )
+    if size < expected_size:
+        raise CheckpointError(f"{what}: {size:,} bytes, a truncated copy of {expected}; {retry}, or {by_hand}")
+    actual = file_sha256(path) if size == expected_size else None
+    if actual != expected_sha256:
+        found = f"{size:,} bytes" + (f", sha256 {actual}" if actual else "")
+        raise CheckpointError(
+            f"{what}: {found}, not {expected}; {retry}, or {by_hand} (to use other weights, pass their model "
+            "directory instead of the name)"
         )
 
 

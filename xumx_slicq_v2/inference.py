@@ -5,8 +5,9 @@ xumx-slicq-v2 song.mp3 albums/ --output-dir separated --model realtime --runtime
 Every input file gives ``OUT/<track>/<source>.<ext>`` at the input's sample rate and channel count (mono stays
 mono); folders are searched recursively for audio files. Stems are written as they are separated, so memory
 stays bounded by the chunk length (plus the decoded input) whatever the song's length. Outputs are written
-atomically and existing ones are kept (``--overwrite`` redoes them), so an interrupted run is resumed by running
-it again.
+atomically and existing ones are kept (``--overwrite`` redoes them) when the settings recorded beside them
+(``OUT/<track>/.xumx_slicq_v2.json``) are this run's, so an interrupted run is resumed by running it again and a
+run with another model, excerpt or format separates the track again.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -41,6 +42,7 @@ from .audio import (
 )
 from .backends import RUNTIME_BACKENDS
 from .config import SOURCES, ChunkingConfig, ChunkingError
+from .provenance import ProvenanceError, record_text, recorded_differences
 from .signals import exit_on_signal, sigterm_exits
 
 if TYPE_CHECKING:  # torch and the separator load after the arguments are parsed
@@ -50,6 +52,8 @@ if TYPE_CHECKING:  # torch and the separator load after the arguments are parsed
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
 #: What to do with samples beyond full scale when writing integer formats.
 CLIP_POLICIES = ("rescale", "clamp", "none")
+#: Record of the settings that made a track's outputs, in its output folder.
+RECORD_NAME = ".xumx_slicq_v2.json"
 #: Name of the optional extra stem: the sum of the sources not selected with ``--stems``.
 ACCOMPANIMENT = "accompaniment"
 
@@ -106,6 +110,10 @@ class Track:
 
     def outputs(self, options: OutputOptions) -> dict[str, Path]:
         return {name: self.out_dir / f"{name}.{options.ext}" for name in options.names}
+
+    def all_outputs(self) -> list[Path]:
+        """Every file a run with any options may write for this track."""
+        return [self.out_dir / f"{name}.{ext}" for name in (*SOURCES, ACCOMPANIMENT) for ext in FORMAT_BITS]
 
 
 @dataclass
@@ -261,14 +269,22 @@ def separate_track(
     start: float = 0.0,
     duration: float | None = None,
     progress: bool = False,
+    settings: Mapping[str, object] | None = None,
 ) -> TrackResult:
     """Separate one file and write its stems as the separated pieces come (memory bounded by the chunk length
     plus the input); unreadable or unsupported input (also NaN or infinite samples: nothing is written), or
-    outputs that cannot be written, give a ``failed`` result."""
+    outputs that cannot be written, give a ``failed`` result.
+
+    ``settings`` (`track_settings`) are recorded in ``OUT/<track>/.xumx_slicq_v2.json`` with the outputs;
+    existing outputs are kept only if their record holds the same settings, else every output of the track is
+    removed and the selected ones separated again.
+    """
     from .separator import separate_stream
 
     outputs = track.outputs(options)
-    missing = {name: path for name, path in outputs.items() if options.overwrite or not path.exists()}
+    record = track.out_dir / RECORD_NAME
+    redo = stale_reasons(record, settings) if any(path.exists() for path in outputs.values()) else []
+    missing = {name: path for name, path in outputs.items() if options.overwrite or redo or not path.exists()}
     if not missing:
         return TrackResult(track, "skipped")
     try:
@@ -285,7 +301,10 @@ def separate_track(
         return TrackResult(track, "failed", messages=[str(err)])
     channels, seconds = audio.shape[0], audio.shape[-1] / rate
     try:
-        remove_stale_temporaries(list(outputs.values()))
+        remove_stale_temporaries([*outputs.values(), record])
+        if redo:  # no output of other settings may stay beside the new record (also if this run is interrupted)
+            for path in (record, *track.all_outputs()):
+                path.unlink(missing_ok=True)
         with contextlib.ExitStack() as files:
             writer = StemWriter(missing, options, rate, channels, files)
             pieces = separate_stream(audio, rate, separator, progress)
@@ -293,11 +312,51 @@ def separate_track(
             for _, stems in pieces:
                 writer.write(stems)
             message = writer.finish()
+            if settings is not None:  # entered last, so renamed first: a stem is never there without its record
+                files.enter_context(atomic_path(record)).write_text(record_text(settings))
     except (OSError, sf.SoundFileError) as err:
         return TrackResult(
             track, "failed", messages=[f"{track.source}: cannot write its stems to {track.out_dir} ({err})"]
         )
-    return TrackResult(track, "done", seconds, [f"{track.source}: {message}"] if message else [])
+    messages = [f"{track.source}: {message}"] if message else []
+    if redo:
+        why = "; ".join(redo)
+        messages.insert(0, f"{track.source}: {track.out_dir} held outputs of other settings ({why}): redone")
+    return TrackResult(track, "done", seconds, messages)
+
+
+def stale_reasons(record: Path, settings: Mapping[str, object] | None) -> list[str]:
+    """Why the outputs beside ``record`` were not made with ``settings`` (``[]``: they were, or ``settings`` is
+    ``None``, which keeps whatever is there)."""
+    if settings is None:
+        return []
+    try:
+        found = recorded_differences(record, settings)
+    except ProvenanceError as err:
+        return [str(err)]
+    return ["no record of the settings that made them"] if found is None else found
+
+
+def track_settings(spec: SeparatorSpec, options: OutputOptions, start: float, duration: float | None) -> dict:
+    """What determines a track's output files: the model (name or directory) and its weights' checksum, the
+    runtime backend, the chunking, the excerpt, the format and the clip policy (with ``rescale``, the gain
+    depends on every stem written)."""
+    from .checkpoint import resolve_model_dir, weights_sha256
+
+    named = spec.model in ("offline", "realtime", "demo")
+    rescaled = options.bits != "float" and options.clip == "rescale"
+    return {
+        "model": spec.model if named else str(resolve_model_dir(spec.model, download=False).resolve()),
+        "weights_sha256": weights_sha256(spec.model),
+        "runtime_backend": spec.runtime_backend,
+        "chunking": asdict(spec.chunking or ChunkingConfig()),
+        "start": start,
+        "duration": duration,
+        "ext": options.ext,
+        "bits": options.bits,
+        "clip": options.clip,
+        "rescaled_stems": list(options.names) if rescaled else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -320,17 +379,21 @@ class SeparatorSpec:
 _worker_state: dict[str, object] = {}
 
 
-def _init_worker(spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None):
+def _init_worker(
+    spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None, settings: dict
+):
     import torch
 
     torch.set_num_threads(threads)
     signal.signal(signal.SIGTERM, exit_on_signal)
-    _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration)
+    _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration, settings=settings)
 
 
 def _worker_separate(track: Track) -> TrackResult:
     state = _worker_state
-    return separate_track(track, state["separator"], state["options"], state["start"], state["duration"])
+    return separate_track(
+        track, state["separator"], state["options"], state["start"], state["duration"], settings=state["settings"]
+    )
 
 
 def default_threads(jobs: int) -> int:
@@ -347,9 +410,13 @@ def run(
     jobs: int = 1,
     separator: Separator | None = None,
 ) -> list[TrackResult]:
-    """Separate ``tracks`` (``jobs`` files at a time), reporting per file on stderr; returns the results."""
+    """Separate ``tracks`` (``jobs`` files at a time), reporting per file on stderr; returns the results.
+
+    Each track's outputs are recorded with `track_settings` and kept on a rerun only if made with the same ones.
+    """
     from tqdm.auto import tqdm
 
+    settings = track_settings(spec, options, start, duration)
     results = []
     bar = tqdm(total=len(tracks), desc="files", unit="file", file=sys.stderr)
 
@@ -364,10 +431,10 @@ def run(
             separator = separator or spec.load()
             for track in tracks:
                 bar.set_postfix_str(track.source.name)
-                report(separate_track(track, separator, options, start, duration, progress=True))
+                report(separate_track(track, separator, options, start, duration, True, settings))
         else:
             context = get_context("spawn")  # no fork of a process holding torch's thread pools
-            initargs = (spec, default_threads(jobs), options, start, duration)
+            initargs = (spec, default_threads(jobs), options, start, duration, settings)
             with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=initargs) as pool:
                 futures = [pool.submit(_worker_separate, track) for track in tracks]
                 try:
@@ -504,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
         separator = spec.load()
+        separator.check_chunking()
     except ChunkingError as err:
         parser.error(f"{err} (--context-seconds, --crossfade-seconds)")
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:

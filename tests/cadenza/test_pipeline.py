@@ -5,19 +5,22 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 from clarity.utils.signal_processing import resample
+from omegaconf import OmegaConf
 
 from cadenza import evaluate as evaluate_module
-from cadenza.enhance import run_enhance
-from cadenza.evaluate import run_evaluate
+from cadenza.enhance import EnhanceError, run_enhance
+from cadenza.evaluate import evaluate_settings, run_evaluate
 from cadenza.layout import ExpLayout
 from cadenza.merge_batches_results import run_merge
 from cadenza.scores import COLUMNS
+from xumx_slicq_v2.provenance import ProvenanceError, write_record
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +114,7 @@ def test_report_written(single_run, cad1):
     assert (single_run["exp"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_evaluate_rerun_skips_scored_pairs(single_run, monkeypatch):
+def test_evaluate_rerun_skips_scored_pairs(single_run, fake_separator, monkeypatch):
     before = single_run["scores"].read_bytes()
 
     def no_haaqi(*args, **kwargs):
@@ -141,13 +144,66 @@ def test_two_batches_merged_equal_single_run(single_run, cad1_root, cad1, config
     assert (exp / "report.json").is_file()
 
 
-def test_merge_refuses_an_incomplete_batch(single_run, cad1_root, config_for, tmp_path):
+def test_merge_refuses_an_incomplete_batch(single_run, cad1_root, config_for, fake_separator, tmp_path):
     exp = tmp_path / "exp"
     exp.mkdir()
     lines = single_run["scores"].read_text().splitlines(keepends=True)
     # batch 1 of 2 holds pairs 0 and 2, batch 2 pairs 1 and 3: drop pair 2 from batch 1
     (exp / "scores_1-2.csv").write_text(lines[0] + lines[1])
     (exp / "scores_2-2.csv").write_text(lines[0] + lines[2] + lines[4])
+    cfg = config_for(cad1_root, exp, "separator.model=fake", "evaluate.batch_size=2")
+    for batch in (1, 2):
+        write_record(exp / f"scores_{batch}-2.settings.json", evaluate_settings(cfg))
     with pytest.raises(RuntimeError, match=r"scores_1-2.csv: 1 pair\(s\) of batch 1/2 missing"):
-        run_merge(config_for(cad1_root, exp, "evaluate.batch_size=2"))
+        run_merge(cfg)
     shutil.rmtree(exp)
+
+
+def test_evaluate_rerun_with_other_settings_is_refused(single_run, cad1_root, config_for, fake_separator, tmp_path):
+    exp = tmp_path / "exp"
+    shutil.copytree(single_run["exp"], exp)
+    scores, record = exp / "scores.csv", exp / "scores.settings.json"
+    before = scores.read_bytes()
+    assert json.loads(record.read_text())["haaqi"] == "pyclarity"
+
+    def rerun(*overrides, haaqi=None):
+        cfg = config_for(cad1_root, exp, "separator.model=fake", *overrides)
+        if haaqi is not None:
+            OmegaConf.update(cfg, "evaluate.haaqi", haaqi, force_add=True)
+        return run_evaluate(cfg)
+
+    for overrides, haaqi, differs in (
+        (["evaluate.set_random_seed=false"], None, "set_random_seed: recorded true, now false"),
+        ([], "fast", 'haaqi: recorded "pyclarity", now "fast"'),
+        (["nalr.nfir=110"], None, "enhance.nalr.nfir: recorded 220, now 110"),
+    ):
+        message = f"{record}: its outputs were made with other settings ({differs}). Use another path.exp_folder"
+        with pytest.raises(ProvenanceError, match=re.escape(message)):
+            rerun(*overrides, haaqi=haaqi)
+        assert scores.read_bytes() == before  # the old rows are neither kept for the new settings nor lost
+    record.unlink()
+    with pytest.raises(ProvenanceError, match=re.escape(f"{scores}: no record of the settings its rows were made")):
+        rerun()
+    scores.unlink()  # scoring again: the enhanced pairs must be of this run's settings too
+    with pytest.raises(EnhanceError, match=r"progress/enhanced_signals/.*soft_clip: recorded true, now false"):
+        rerun("soft_clip=false")
+    assert not scores.exists()
+
+
+def test_merge_refuses_batches_of_other_settings(single_run, cad1_root, config_for, fake_separator, tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    lines = single_run["scores"].read_text().splitlines(keepends=True)
+    (exp / "scores_1-2.csv").write_text(lines[0] + lines[1] + lines[3])
+    (exp / "scores_2-2.csv").write_text(lines[0] + lines[2] + lines[4])
+    cfg = config_for(cad1_root, exp, "separator.model=fake", "evaluate.batch_size=2")
+    write_record(exp / "scores_1-2.settings.json", evaluate_settings(cfg))
+    other = config_for(cad1_root, exp, "separator.model=fake", "evaluate.batch_size=2", "evaluate.set_random_seed=0")
+    write_record(exp / "scores_2-2.settings.json", evaluate_settings(other))
+    message = "scores_2-2.settings.json: its outputs were made with other settings (set_random_seed: recorded false"
+    with pytest.raises(ProvenanceError, match=re.escape(message)):
+        run_merge(cfg)
+    assert not (exp / "scores.csv").exists()
+    write_record(exp / "scores_2-2.settings.json", evaluate_settings(cfg))
+    assert run_merge(cfg).read_bytes() == single_run["scores"].read_bytes()
+    assert json.loads((exp / "scores.settings.json").read_text()) == evaluate_settings(cfg)

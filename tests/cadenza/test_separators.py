@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from cadenza.config import run_name
 from cadenza.demix import run_demix
 from cadenza.separators import SeparatorError, load_separator, resolve_device, separator_identity
 from xumx_slicq_v2 import ModelConfig, Separator
+from xumx_slicq_v2.checkpoint import PUBLISHED_WEIGHTS
 from xumx_slicq_v2.model import build_unmix
 
 
@@ -66,8 +68,16 @@ def test_device_default_and_errors():
 def test_identity_and_run_name_of_a_weights_folder(tmp_path):
     weights = tmp_path / "my_model"
     weights.mkdir()
+    (weights / "xumx_slicq_v2.pth").write_bytes(b"weights")
+    (weights / "xumx_slicq_v2.json").write_text("{}")
     separator_cfg = OmegaConf.create({"model": "xumx_slicq_v2", "weights": str(weights)})
-    assert separator_identity(separator_cfg) == {"model": "xumx_slicq_v2", "weights": str(weights.resolve())}
+    assert separator_identity(separator_cfg) == {
+        "model": "xumx_slicq_v2",
+        "weights": str(weights.resolve()),
+        "weights_sha256": hashlib.sha256(b"weights").hexdigest(),
+    }
+    offline = OmegaConf.create({"model": "xumx_slicq_v2", "weights": "offline"})
+    assert separator_identity(offline)["weights_sha256"] == PUBLISHED_WEIGHTS["offline"][1]  # checked when loaded
     assert run_name("xumx_slicq_v2", str(weights)) == "xumx_slicq_v2_my_model"
     assert run_name("xumx_slicq_v2", "offline") == "xumx_slicq_v2_offline"
     oracle = OmegaConf.create({"model": "oracle", "weights": "demo"})

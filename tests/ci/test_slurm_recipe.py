@@ -11,6 +11,7 @@ when set.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -124,7 +125,8 @@ def test_three_array_tasks_merge_to_the_local_scores(cluster, cad1_task, local_s
 
 def _array_job_id(exp: Path) -> str:
     """The SLURM id of the newest array job of the run (submitit's folders are ``<array id>_<task>``)."""
-    return str(max(int(path.name.split("_")[0]) for path in (exp / "multirun" / ".submitit").glob("*_*")))
+    names = (re.fullmatch(r"(\d+)_\d+", path.name) for path in (exp / "multirun" / ".submitit").iterdir())
+    return str(max(int(name.group(1)) for name in names if name))
 
 
 def _interrupt_when_partial(exp: Path, actions: dict[int, list[str]], process: subprocess.Popen) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from xumx_slicq_v2.inference import OutputOptions, StemWriter, find_tracks, main, select_stems
+from xumx_slicq_v2.inference import RECORD_NAME, OutputOptions, StemWriter, find_tracks, main, select_stems
 
 from .conftest import REPO, music, run_module, write_music
 
@@ -22,7 +23,8 @@ STEMS = ("bass", "vocals", "other", "drums")
 
 def assert_stems(folder: Path, names, frames: int, rate: int, channels: int, ext: str = "wav") -> dict:
     """Check every stem file and return them as ``{name: (samples, channels)}``."""
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.{ext}" for name in names)
+    written = sorted(path.name for path in folder.iterdir() if path.name != RECORD_NAME)
+    assert written == sorted(f"{name}.{ext}" for name in names)
     stems = {}
     for name in names:
         data, file_rate = sf.read(str(folder / f"{name}.{ext}"), always_2d=True)
@@ -160,12 +162,41 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, realtime_dir, c
     assert (out / "song" / "drums.wav").stat().st_mtime_ns > drums_mtime
 
 
+def test_outputs_of_other_settings_are_redone(tmp_path, realtime_dir, offline_dir, capsys) -> None:
+    song = write_music(tmp_path / "song.wav", 1.0, 16000)
+    out = tmp_path / "out"
+    args = [str(song), "--output-dir", str(out)]
+    assert main([*args, "--model", str(realtime_dir)]) == 0
+    first = {name: sf.read(str(out / "song" / f"{name}.wav"))[0] for name in STEMS}
+    record = json.loads((out / "song" / RECORD_NAME).read_text())
+    assert record["model"] == str(realtime_dir.resolve()) and len(record["weights_sha256"]) == 64
+    assert (record["start"], record["duration"], record["ext"]) == (0.0, None, "wav")
+    capsys.readouterr()
+    assert main([*args, "--model", str(realtime_dir)]) == 0
+    assert "0 separated, 1 skipped" in capsys.readouterr().out  # same settings: kept
+
+    assert main([*args, "--model", str(offline_dir)]) == 0  # another model rewrites every output
+    captured = capsys.readouterr()
+    assert "1 separated" in captured.out and "held outputs of other settings (model: recorded" in captured.err
+    second = {name: sf.read(str(out / "song" / f"{name}.wav"))[0] for name in STEMS}
+    assert all(np.abs(second[name] - first[name]).max() > 1e-4 for name in STEMS)
+    assert json.loads((out / "song" / RECORD_NAME).read_text())["model"] == str(offline_dir.resolve())
+
+    (out / "song" / "vocals.wav").unlink()  # another excerpt: redone, and the missing stem written too
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
+    assert "start: recorded 0.0, now 0.5" in capsys.readouterr().err
+    assert_stems(out / "song", STEMS, 8000, 16000, 2)
+    (out / "song" / RECORD_NAME).unlink()  # outputs without a record (an older version's) are redone
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
+    assert "no record of the settings that made them" in capsys.readouterr().err
+
+
 def final_outputs(out: Path) -> list[Path]:
     return [path for path in out.rglob("*.flac") if not path.name.startswith(".")]
 
 
 def temporary_files(out: Path) -> list[Path]:
-    return [path for path in out.rglob(".*") if path.is_file()]
+    return [path for path in out.rglob(".*") if path.is_file() and path.name != RECORD_NAME]
 
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])

@@ -199,7 +199,34 @@ def test_mute_and_solo_change_the_graph_without_the_server(browser, server):
     browser.execute_script("arguments[0].value = 0.5; arguments[0].dispatchEvent(new Event('input'))", slider)
     expect(other=0.0, drums=0.5)
     assert status(browser)["messagesSent"] == sent  # all of it on the page: no round trip to the server
+    # space on the focused mute button plays/pauses, and does not press the button
+    control(browser, "mute bass").click()
+    expect(bass=0.0, other=0.0, drums=0.5)
+    assert status(browser)["playing"]
+    browser.switch_to.active_element.send_keys(Keys.SPACE)
+    wait_for(lambda: not status(browser)["playing"], 10, "pause")
+    expect(bass=0.0, other=0.0, drums=0.5)
     assert severe_logs(browser) == []
+
+
+def test_two_tabs_play_at_once(browser, server):
+    open_page(browser, server.url)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    try:
+        open_page(browser, server.url)
+        for handle in (browser.current_window_handle, first):
+            browser.switch_to.window(handle)
+            wait_until_separated(browser)
+            control(browser, "play").click()
+            wait_for(lambda: status(browser)["position"] > 0, 20, "playback")
+        assert status(browser)["playing"]
+    finally:
+        for handle in browser.window_handles:
+            if handle != first:
+                browser.switch_to.window(handle)
+                browser.close()
+        browser.switch_to.window(first)
 
 
 def test_overview_click_seeks_and_drag_loops(browser, server):
@@ -213,6 +240,8 @@ def test_overview_click_seeks_and_drag_loops(browser, server):
 
     ActionChains(browser).move_to_element_with_offset(overview, at(0.6), 0).click().perform()
     wait_for(lambda: abs(status(browser)["position"] - 0.6 * length) < 0.01 * length, 10, "the seek")
+    overview.send_keys(Keys.ARROW_LEFT)  # 5 s back, from the keyboard: to the start of this 5 s song
+    wait_for(lambda: status(browser)["position"] == 0, 10, "the arrow key's seek")
     ActionChains(browser).move_to_element_with_offset(overview, at(0.2), 0).click_and_hold().move_by_offset(
         round(0.2 * width), 0
     ).release().perform()

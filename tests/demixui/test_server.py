@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -173,6 +174,29 @@ def test_listener_frames_are_nalr_of_the_stems(server, listeners_file):
         page.close()
 
 
+def test_mono_song_at_another_rate(server, listeners_file, tmp_path):
+    """A mono 22.05 kHz Ogg Vorbis upload: stems at its rate and channel count; both ears hear its one channel."""
+    path = tmp_path / "mono.ogg"
+    t = np.arange(3 * 22050) / 22050
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)), 22050, format="OGG")
+    page = Page(server.ws_url)
+    try:
+        status, result = upload(server, path, page.session)
+        assert status == 200
+        page.send(type="open", song=result["song"])
+        page.send(type="listener", id="L0001")
+        page.until(lambda: page.complete(heard=True))
+        assert (page.song["channels"], page.song["sample_rate"]) == (1, 22050)
+        assert page.song["length"] == sf.info(path).frames
+        listener = read_listeners(listeners_file)["L0001"]
+        for ear, audiogram in enumerate(listener.ears):
+            expected = apply_fir(nalr_fir(audiogram, 220, 22050), page.stems[2, 0])[: page.song["length"]]
+            np.testing.assert_allclose(page.heard[2, ear], expected, rtol=0, atol=1e-6)
+        assert not page.errors
+    finally:
+        page.close()
+
+
 def test_uploads_are_private_and_released_when_the_page_closes(server, songs):
     owner, other = Page(server.ws_url), Page(server.ws_url)
     try:
@@ -224,7 +248,9 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
         with pytest.raises(InvalidStatus):
             Page(server.ws_url, origin="http://evil.example")
         # songs are ids, never paths
-        for song_id in ("../../../../etc/passwd", str(songs["short"]), None, 3):
+        page.send(type="listener", id=["L0001"])
+        assert "no listener" in page.next_message("error")["message"]
+        for song_id in ("../../../../etc/passwd", str(songs["short"]), None, 3, ["x"]):
             page.send(type="open", song=song_id)
             assert "no such song" in page.next_message("error")["message"]
         for path in (
@@ -239,6 +265,8 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
             assert http_status(server.url + path) == 404, path
         assert http_status(server.url) == 200 and http_status(server.url + "static/player.js") == 200
         page.send(type="bogus")
+        assert "unknown message" in page.next_message("error")["message"]
+        page.ws.send(b"\x00\x01")
         assert "unknown message" in page.next_message("error")["message"]
         # and the command line's song still opens
         page.send(type="open", song=page.hello["songs"][0]["id"])

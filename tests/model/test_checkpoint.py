@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -136,7 +140,15 @@ def hub(tmp_path: Path, monkeypatch) -> Path:
     return directory
 
 
-def test_named_model_is_downloaded_once(model_dir: Path, hub: Path, monkeypatch):
+@pytest.fixture
+def published(model_dir: Path, monkeypatch) -> bytes:
+    """``model_dir``'s weights stand in for the published offline weights (their size and SHA-256); returns them."""
+    weights = (model_dir / WEIGHTS_NAME).read_bytes()
+    monkeypatch.setitem(checkpoint.PUBLISHED_WEIGHTS, "offline", (len(weights), hashlib.sha256(weights).hexdigest()))
+    return weights
+
+
+def test_named_model_is_downloaded_once(model_dir: Path, hub: Path, published: bytes, monkeypatch):
     monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", model_dir.as_uri())
     _, config, directory = load_model("offline")
     assert directory == pretrained_dir("offline") == hub / "checkpoints" / "xumx_slicq_v2_offline"
@@ -155,12 +167,111 @@ def test_no_network_says_where_to_put_the_files(hub: Path, tmp_path: Path, monke
     assert not destination.exists() or not any(destination.iterdir())
 
 
-def test_git_lfs_pointer_is_rejected(model_dir: Path, hub: Path, monkeypatch):
-    (model_dir / WEIGHTS_NAME).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 62466945\n")
-    monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", model_dir.as_uri())
-    with pytest.raises(CheckpointError, match="Git-LFS pointer"):
-        load_model("offline")
-    assert not (pretrained_dir("offline") / WEIGHTS_NAME).exists()
+class FakeServer(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes) on 127.0.0.1 with HTTP Range support; the first request of a path in
+    ``drop_after`` sends only that many bytes of the body and closes the connection."""
+
+    def __init__(self, files: dict[str, bytes], drop_after: dict[str, int] | None = None):
+        super().__init__(("127.0.0.1", 0), FakeHandler)
+        self.files, self.drop_after, self.requests = files, dict(drop_after or {}), []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class FakeHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        if self.path not in server.files:
+            self.send_error(404)
+            return
+        body, status, first = server.files[self.path], 200, 0
+        if self.headers.get("Range"):
+            first = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body) - first))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {first}-{len(body) - 1}/{len(body)}")
+        self.end_headers()
+        cut = server.drop_after.pop(self.path, None)
+        self.wfile.write(body[first:] if cut is None else body[first : first + cut])
+        if cut is not None:
+            self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(files: dict[str, bytes], drop_after: dict[str, int] | None = None):
+    server = FakeServer(files, drop_after)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:48c86f90\nsize 62466945\n"
+
+
+def test_downloads_are_verified_resumed_and_never_partial(model_dir: Path, hub: Path, published: bytes, monkeypatch):
+    metadata = (model_dir / METADATA_NAME).read_bytes()
+    target = pretrained_dir("offline") / WEIGHTS_NAME
+    files = {
+        "/lfs/xumx_slicq_v2.json": metadata,
+        "/lfs/xumx_slicq_v2.pth": LFS_POINTER,
+        "/short/xumx_slicq_v2.json": metadata,
+        "/short/xumx_slicq_v2.pth": published[: len(published) // 2],
+        "/good/xumx_slicq_v2.json": metadata,
+        "/good/xumx_slicq_v2.pth": published,
+    }
+    with serving(files, drop_after={"/good/xumx_slicq_v2.pth": 1000}) as server:
+        monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", f"{server.url}/lfs")
+        with pytest.raises(CheckpointError, match=r"a Git LFS pointer \(\d+ bytes of text\), not the published "):
+            load_model("offline")
+        assert not target.exists()
+        monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", f"{server.url}/short")
+        truncated = rf"/short/xumx_slicq_v2.pth: {len(published) // 2:,} bytes, a truncated copy of the published"
+        expected = rf" 'offline' weights \({len(published):,} bytes.*; run again"
+        with pytest.raises(CheckpointError, match=truncated + expected):
+            load_model("offline")
+        assert not target.exists()
+        monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", f"{server.url}/good")
+        with pytest.raises(CheckpointError, match=r"could not download the 'offline' model .* run again to resume"):
+            load_model("offline")  # the connection drops after 1000 bytes
+        assert not target.exists() and (target.parent / f".{WEIGHTS_NAME}.download").stat().st_size == 1000
+        _, config, directory = load_model("offline")  # resumes from byte 1000
+        assert server.requests[-1] == ("/good/xumx_slicq_v2.pth", "bytes=1000-")
+    assert config == TINY and target.read_bytes() == published
+    assert sorted(path.name for path in directory.iterdir()) == [METADATA_NAME, WEIGHTS_NAME]
+
+
+def test_published_names_check_files_placed_by_hand(model_dir: Path, hub: Path, published: bytes, tmp_path: Path):
+    directory = pretrained_dir("offline")
+    directory.mkdir(parents=True)
+    (directory / METADATA_NAME).write_bytes((model_dir / METADATA_NAME).read_bytes())
+    for content, message in (
+        (LFS_POINTER, "a Git LFS pointer"),
+        (published[:-10], "a truncated copy of the published 'offline' weights"),
+        (published[:-10] + b"0123456789", rf"{len(published):,} bytes, sha256 [0-9a-f]{{64}}, not the published"),
+        (published + b"0", rf"{len(published) + 1:,} bytes, not the published 'offline' weights"),
+    ):
+        (directory / WEIGHTS_NAME).write_bytes(content)
+        with pytest.raises(CheckpointError, match=message) as error:
+            load_model("offline")
+        assert f"place it at {directory / WEIGHTS_NAME}" in str(error.value)
+        assert (directory / WEIGHTS_NAME).read_bytes() == content  # the user's file is left alone
+    (directory / WEIGHTS_NAME).write_bytes(published)
+    assert load_model("offline")[1] == TINY
+    # a model directory given by path is the user's own: other weights load without a checksum
+    own = save_model(tmp_path / "own", tiny_model(seed=1))
+    assert load_model(own)[2] == own
 
 
 def test_demo_model(model_dir: Path, tmp_path: Path, monkeypatch):

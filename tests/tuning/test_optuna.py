@@ -136,3 +136,24 @@ def test_a_killed_worker_resumes_and_a_second_worker_shares_the_study(musdb_root
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert all(_inside_space(trial) for trial in study.trials)
     _check_best_file(tmp_path / "out", study)
+
+
+def test_search_space_files_are_checked(tmp_path) -> None:
+    assert study_cli.check_search_space({}) == study_cli.DEFAULT_SEARCH_SPACE
+    space = study_cli.check_search_space({"lr": [1e-4, 1e-2], "fscale": ["bark", "mel"], "hidden_size_1": [8, 8]})
+    assert space["hidden_size_2"] == [4, 256] and space["hidden_size_1"] == [8, 8]
+    assert space["fscale"] == ["bark", "mel"]
+    for bad, message in [
+        ({"hidden_size_3": [1, 2]}, "unknown parameter"),
+        ({"hidden_size_1": [4.5, 8]}, "integers"),
+        ({"hidden_size_1": [8, 4]}, "low <= high"),
+        ({"lr": [0, 1e-2]}, "> 0"),
+        ({"fscale": ["bark", "erb"]}, "distinct scales"),
+        ({"fmin": 30}, "needs a list"),
+    ]:
+        with pytest.raises(study_cli.StudyError, match=message):
+            study_cli.check_search_space(bad)
+    broken = tmp_path / "space.json"
+    broken.write_text("{not json")
+    with pytest.raises(study_cli.StudyError, match=r"space\.json: cannot read"):
+        study_cli.read_search_space(str(broken))

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._optional import exit_if_missing, require
+from ..backends import RUNTIME_BACKENDS
 
-#: The runtime backends (`xumx_slicq_v2.backends.RUNTIME_BACKENDS`, checked after parsing).
-BACKENDS_HELP = "torch-cpu (default), torch-cuda, onnx-cpu or onnx-cuda"
 #: Seconds of audio per separated chunk: the first one plays after about this long times the model's speed.
 CHUNK_SECONDS = 4.0
 #: Upload size limit (MiB).
@@ -41,14 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="realtime, offline, demo or a model directory (default: realtime or offline if their published "
         "weights are in place, else demo, which needs no download)",
     )
-    parser.add_argument("--runtime-backend", default="torch-cpu", help=f"network runtime: {BACKENDS_HELP}")
+    parser.add_argument("--runtime-backend", choices=RUNTIME_BACKENDS, default="torch-cpu", help="network runtime")
     parser.add_argument(
         "--chunk-seconds",
         type=float,
         default=CHUNK_SECONDS,
         help=f"audio per separated chunk (default {CHUNK_SECONDS:g}; shorter starts playback sooner)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1: this machine only; browsers play the page's audio only from "
+        "localhost or HTTPS addresses)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="only print the address, do not open a browser")
     parser.add_argument(
@@ -104,13 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
     import webbrowser
 
-    from ..backends import RUNTIME_BACKENDS
     from ..config import ChunkingConfig
     from ..hearing import AudiogramError, read_listeners
     from ..separator import Separator
 
-    if args.runtime_backend not in RUNTIME_BACKENDS:
-        parser.error(f"--runtime-backend {args.runtime_backend}: choose one of {', '.join(RUNTIME_BACKENDS)}")
     for module in ("starlette", "uvicorn", "websockets"):
         require(module, extra="ui", purpose="the web mixer")
     from .server import MixerSettings, create_app, serve

@@ -57,16 +57,16 @@ class MixerSettings:
 
     Attributes:
         model: the model's name or folder (shown on the page).
+        max_upload_bytes: the upload size limit.
         input_file: a song every page opens first, or ``None``.
         listeners_file: the CAD1 listeners JSON the listeners come from (shown on the page), or ``None``.
-        max_upload_bytes: the upload size limit.
         nfir: NAL-R filter order (the recipe's ``nalr.nfir``).
     """
 
     model: str
+    max_upload_bytes: int
     input_file: Path | None = None
     listeners_file: Path | None = None
-    max_upload_bytes: int = 512 * 2**20
     nfir: int = DEFAULT_NFIR
 
 
@@ -149,13 +149,13 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
 
         async def receive() -> None:
             with contextlib.suppress(WebSocketDisconnect):
-                while True:
-                    text = await websocket.receive_text()
+                while (message := await websocket.receive())["type"] != "websocket.disconnect":
+                    text = message.get("text")
                     try:
-                        message = json.loads(text)
+                        decoded = json.loads(text) if text is not None else "(binary message)"
                     except ValueError:
-                        message = text
-                    await session.handle(message)
+                        decoded = text
+                    await session.handle(decoded)
 
         try:
             await run_session(session, receive)

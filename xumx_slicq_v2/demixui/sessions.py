@@ -107,6 +107,7 @@ class Session:
                 "listeners": [describe_listener(listener) for listener in self.listeners.values()],
                 "listeners_file": listeners_file,
                 "max_upload_bytes": max_upload_bytes,
+                "nfir": self.nfir,
             }
         )
 
@@ -136,7 +137,7 @@ class Session:
         listener_id = message.get("id")
         if listener_id is None:
             return None
-        if listener_id not in self.listeners:
+        if not isinstance(listener_id, str) or listener_id not in self.listeners:
             raise AudiogramError(f"no listener {listener_id!r} in the listeners file")
         return self.listeners[listener_id]
 

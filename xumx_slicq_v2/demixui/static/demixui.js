@@ -21,6 +21,7 @@ const app = {
   available: null, // Int32Array (shared): [stem samples received, heard samples received]
   clock: null, // Float64Array (shared): [position, playing, waiting, heard] (written by the audio thread)
   sent: 0, // messages sent to the server
+  nfir: 220, // NAL-R filter order
   separated: 0,
   generation: 0,
   listener: null,
@@ -69,6 +70,7 @@ function onMessage(message) {
 function onHello(message) {
   app.session = message.session;
   app.maxUploadBytes = message.max_upload_bytes;
+  app.nfir = message.nfir;
   app.sources = message.sources;
   buildStrips();
   const select = $("listener");
@@ -126,10 +128,13 @@ function onListener(message) {
   if (app.available) Atomics.store(app.available, 1, 0);
   if (app.listener && app.song) allocateHeard();
   if (app.player) app.player.port.postMessage({ type: "heard", heard: app.listener ? app.heard : null });
-  const text = app.listener
-    ? `hearing as ${app.listener.id}: NAL-R per ear (221-tap FIR, ${(110 / (app.song ? app.song.sampleRate : 44100) * 1000).toFixed(1)} ms delay)`
+  const rate = app.song ? app.song.sampleRate : 44100;
+  const gains = (ear) => app.listener[ear].nalr_gains_db.map((gain) => gain.toFixed(0)).join(", ");
+  $("listener-text").textContent = app.listener
+    ? `hearing as ${app.listener.id}: NAL-R per ear, ${app.nfir + 1}-tap FIR, ` +
+      `${((Math.floor(app.nfir / 2) / rate) * 1000).toFixed(1)} ms delay. Gains (dB) at ` +
+      `${app.listener.nalr_frequencies.join(", ")} Hz: left ${gains("left")}; right ${gains("right")}`
     : "no listener: the stems as separated";
-  $("listener-text").textContent = text;
   drawAudiogram();
   updateButtons();
 }
@@ -553,6 +558,10 @@ function drawSpectrogram() {
 
 function frame() {
   if (app.song) {
+    const overview = $("overview");
+    overview.setAttribute("aria-valuemax", (app.song.length / app.song.sampleRate).toFixed(1));
+    overview.setAttribute("aria-valuenow", (position() / app.song.sampleRate).toFixed(1));
+    overview.setAttribute("aria-valuetext", formatTime(position() / app.song.sampleRate));
     $("time").textContent = `${formatTime(position() / app.song.sampleRate)} / ${formatTime(app.song.length / app.song.sampleRate)}` +
       (app.clock && app.clock[2] ? " (waiting for separation)" : "");
   }
@@ -587,6 +596,12 @@ function setUp() {
     if (event.dataTransfer.files.length) uploadFile(event.dataTransfer.files[0]);
   });
   const overview = $("overview");
+  overview.addEventListener("keydown", (event) => {
+    const step = { ArrowLeft: -5, ArrowRight: 5, PageDown: -30, PageUp: 30 }[event.key];
+    if (step === undefined || !app.song) return;
+    event.preventDefault();
+    seek(position() + step * app.song.sampleRate);
+  });
   overview.addEventListener("mousedown", (event) => {
     if (!app.song) return;
     const at = overviewSample(event);
@@ -624,6 +639,12 @@ function setUp() {
     if (strip) {
       event.preventDefault();
       toggle(event.shiftKey ? strip.solo : strip.mute);
+    }
+  });
+  // space on a focused button or box plays/pauses only: stop its own activation (which happens on key up)
+  document.addEventListener("keyup", (event) => {
+    if (event.code === "Space" && ["BUTTON", "INPUT"].includes(event.target.tagName) && event.target.type !== "text") {
+      event.preventDefault();
     }
   });
   drawAudiogram();
