@@ -112,6 +112,10 @@ class Track:
     def outputs(self, options: OutputOptions) -> dict[str, Path]:
         return {name: self.out_dir / f"{name}.{options.ext}" for name in options.names}
 
+    def all_outputs(self) -> list[Path]:
+        """Every file a run with any options may write for this track."""
+        return [self.out_dir / f"{name}.{ext}" for name in (*SOURCES, ACCOMPANIMENT) for ext in FORMAT_BITS]
+
 
 @dataclass
 class TrackResult:
@@ -273,7 +277,8 @@ def separate_track(
     outputs that cannot be written, give a ``failed`` result.
 
     ``settings`` (`track_settings`) are recorded in ``OUT/<track>/.xumx_slicq_v2.json`` with the outputs;
-    existing outputs are kept only if their record holds the same settings, else they are all separated again.
+    existing outputs are kept only if their record holds the same settings, else every output of the track is
+    removed and the selected ones separated again.
     """
     outputs = track.outputs(options)
     record = track.out_dir / RECORD_NAME
@@ -296,8 +301,8 @@ def separate_track(
     channels, seconds = audio.shape[0], audio.shape[-1] / rate
     try:
         remove_stale_temporaries([*outputs.values(), record])
-        if redo:  # an interrupted run must not leave outputs of other settings beside the new record
-            for path in (record, *outputs.values()):
+        if redo:  # no output of other settings may stay beside the new record (also if this run is interrupted)
+            for path in (record, *track.all_outputs()):
                 path.unlink(missing_ok=True)
         with contextlib.ExitStack() as files:
             writer = StemWriter(missing, options, rate, channels, files)
@@ -557,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # loaded here also when workers load their own: checks the model once and exports the ONNX cache once
         separator = spec.load()
+        separator.check_chunking()
     except ChunkingError as err:
         parser.error(f"{err} (--context-seconds, --crossfade-seconds)")
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:

@@ -5,7 +5,8 @@ Long inputs are processed in chunks whose boundaries sit on the sliCQT's slice g
 each chunk padded with context on both sides and cross-faded (raised cosine) with its neighbours around the
 boundaries; the output is the weighted sum of the chunks' estimates divided by the sum of their weights, so any
 chunk length works, also one shorter than the cross-fade. The context must cover half the cross-fade plus the
-network's receptive field (`Separator.receptive_field`); plans with less are refused. Then the network sees
+network's receptive field (`Separator.receptive_field`); plans with less are refused (`ChunkingError`) before
+an input of several chunks is separated. Then the network sees
 exactly what it would see unchunked, so the realtime model gives the unchunked result up to float rounding; the
 offline model's Wiener-EM estimates spatial covariances over windows of frames and so differs slightly near
 chunk boundaries (never with a seam). Memory is bounded by the chunk length instead of the song length.
@@ -128,24 +129,28 @@ class Separator(nn.Module):
         self.sample_rate: int = int(model.config.sample_rate)
         # the network needs 3 slices; the transform gives 3 slices from half a slice + 1 samples on
         self.min_length = self.transform.slice_length // 2 + 1
-        self.chunk_lengths()  # refuse a chunking plan that cannot give the unchunked result
 
     @property
     def receptive_field(self) -> int:
-        """Samples on each side of an output sample that the network's estimate of it depends on: 3 slices
-        (measured on the realtime models: an input sample changes the outputs up to 2.1 slices after and 1.2
-        slices before it; the offline models' Wiener-EM spans its whole window of frames)."""
-        return 3 * self.transform.slice_length
+        """Samples on each side of an output sample that the network's estimate of it depends on:
+        ``2 + time_filter_2 / 4`` slices, 3 for the released models (measured on realtime models: an input sample
+        changes the outputs up to ``1.25 + time_filter_2 / 4`` slices after it and fewer before it, for
+        ``time_filter_2`` from 1 to 9; the offline models' Wiener-EM also spans its whole window of frames)."""
+        return math.ceil((2 + self.config.time_filter_2 / 4) * self.transform.slice_length)
 
     def chunk_lengths(self) -> tuple[int, int, int]:
-        """``(chunk, context, crossfade)`` in samples at `sample_rate` of `chunking`.
-
-        Raises `ChunkingError` (a ``ValueError``) naming the lengths when the context does not cover half the
-        cross-fade plus the `receptive_field`: chunks would then see their edges where their weight is not zero.
-        """
+        """``(chunk, context, crossfade)`` in samples at `sample_rate` of `chunking`."""
         chunk = self._grid(self.chunking.chunk_seconds)
         context = self._grid(self.chunking.context_seconds) if self.chunking.context_seconds > 0 else 0
-        crossfade = round(self.chunking.crossfade_seconds * self.sample_rate)
+        return chunk, context, round(self.chunking.crossfade_seconds * self.sample_rate)
+
+    def check_chunking(self) -> None:
+        """Raise `ChunkingError` (a ``ValueError``) naming the lengths when the context does not cover half the
+        cross-fade plus the `receptive_field`: chunks would then see their edges where their weight is not zero.
+
+        `stream` checks this before separating an input of more than one chunk; the CLI at start.
+        """
+        _, context, crossfade = self.chunk_lengths()
         needed = math.ceil(crossfade / 2) + self.receptive_field
         if context < needed:
             raise ChunkingError(
@@ -154,7 +159,6 @@ class Separator(nn.Module):
                 f"cross-fade plus the network's receptive field of {self.receptive_field / self.sample_rate:.2f} s, "
                 f"{needed / self.sample_rate:.2f} s in all; raise context_seconds or lower crossfade_seconds"
             )
-        return chunk, context, crossfade
 
     @classmethod
     def from_pretrained(
@@ -203,7 +207,8 @@ class Separator(nn.Module):
             (the CLI writes the segments to disk as they come).
 
         Raises:
-            ValueError: for a bad shape, or NaN or infinite samples (naming the first one), before any work.
+            ValueError: for a bad shape, or NaN or infinite samples (naming the first one), before any work;
+                `ChunkingError` for an input of several chunks when `check_chunking` fails.
         """
         batch, channels, length = check_audio_shape(audio.shape)
         if not torch.isfinite(audio).all():
@@ -212,6 +217,8 @@ class Separator(nn.Module):
         chunk, context, crossfade = self.chunk_lengths()
         half_fade = math.ceil(crossfade / 2)
         plan = chunk_plan(length, chunk, context, crossfade)
+        if len(plan) > 1:
+            self.check_chunking()
         # weighted estimates and their summed weights from sample `emitted` on (the context covers half the
         # cross-fade, so each chunk's input starts at or before `emitted`)
         emitted, pending, pending_weights = 0, None, None

@@ -186,6 +186,10 @@ def test_outputs_of_other_settings_are_redone(tmp_path, realtime_dir, offline_di
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
     assert "start: recorded 0.0, now 0.5" in capsys.readouterr().err
     assert_stems(out / "song", STEMS, 8000, 16000, 2)
+    # a subset with another model: the other stems of the previous model do not stay beside the new record
+    assert main([*args, "--model", str(realtime_dir), "--stems", "vocals"]) == 0
+    assert_stems(out / "song", ["vocals"], 16000, 16000, 2)
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
     (out / "song" / RECORD_NAME).unlink()  # outputs without a record (an older version's) are redone
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
     assert "no record of the settings that made them" in capsys.readouterr().err

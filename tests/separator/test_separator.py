@@ -10,6 +10,7 @@ from xumx_slicq_v2.audio import resample
 from xumx_slicq_v2.model import ModelConfig, build_unmix
 from xumx_slicq_v2.separator import (
     ChunkingConfig,
+    ChunkingError,
     Separator,
     chunk_plan,
     crossfade_weights,
@@ -196,16 +197,55 @@ def test_chunks_shorter_than_the_crossfade_give_the_unchunked_result(chunk, cont
     assert (chunked - whole).abs().max() <= 1e-4 * whole.abs().max()
 
 
+@pytest.mark.parametrize("time_filter_2", [1, 9])
+def test_the_least_context_allowed_gives_the_unchunked_result(time_filter_2: int) -> None:
+    torch.manual_seed(1)
+    config = ModelConfig(
+        scale="mel", bins=32, fmin=60.0, sample_rate=16000, hidden_size_1=4, hidden_size_2=4, realtime=True,
+        time_filter_2=time_filter_2,
+    )  # fmt: skip
+    model = build_unmix(config).eval()
+    audio = music_like(4.0, 16000)
+    whole = Separator(model, ChunkingConfig(chunk_seconds=1000.0))(audio)
+    receptive = Separator(model).receptive_field
+    context = (receptive + 4000) / 16000  # half the 0.5 s cross-fade plus the receptive field
+    separator = Separator(model, ChunkingConfig(0.3, context, 0.5))
+    separator.check_chunking()
+    assert separator.chunk_lengths()[1] - 4000 - receptive < separator.transform.slice_length // 2  # the least
+    assert (separator(audio) - whole).abs().max() <= 1e-4 * whole.abs().max()
+
+
+def test_one_chunk_needs_no_context() -> None:
+    separator = Separator(small_model(realtime=True), ChunkingConfig(10.0, 0.0, 0.0))
+    with pytest.raises(ChunkingError):
+        separator.check_chunking()
+    audio = music_like(1.0, 16000)
+    torch.testing.assert_close(separator(audio), Separator(separator.model)(audio))
+
+
 @pytest.mark.parametrize(
     ("chunk", "context", "crossfade", "message"),
     [
         (0.7, 2.5, 5.0, r"a context of 2\.5 s .* is too short for a cross-fade of 5\.0 s.* 2\.70 s in all"),
         (0.1, 0.3, 0.5, r"a context of 0\.3 s .* is too short for a cross-fade of 0\.5 s.* receptive field of 0\.20 s"),
         (0.1, 0.0, 0.0, r"a context of 0\.0 s \(0 samples at 16000 Hz\) is too short"),
+    ],
+)
+def test_chunk_plans_that_cannot_be_right_are_refused_by_name(chunk, context, crossfade, message) -> None:
+    separator = Separator(small_model(realtime=True), ChunkingConfig(chunk, context, crossfade))
+    with pytest.raises(ChunkingError, match=message):
+        separator.check_chunking()
+    with pytest.raises(ChunkingError, match=message):
+        separator(music_like(3.0, 16000))  # several chunks: refused before any work
+
+
+@pytest.mark.parametrize(
+    ("chunk", "context", "crossfade", "message"),
+    [
         (0.1, 1.0, 2.5, r"a cross-fade of 2\.5 s reaches beyond a context of 1\.0 s"),
         (0.0, 1.0, 0.5, r"chunk_seconds > 0 .* got chunk 0\.0 s, context 1\.0 s, cross-fade 0\.5 s"),
     ],
 )
-def test_chunk_plans_that_cannot_be_right_are_refused_by_name(chunk, context, crossfade, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        Separator(small_model(realtime=True), ChunkingConfig(chunk, context, crossfade))
+def test_chunking_configs_that_cannot_be_right_are_refused_by_name(chunk, context, crossfade, message) -> None:
+    with pytest.raises(ChunkingError, match=message):
+        ChunkingConfig(chunk, context, crossfade)
