@@ -180,15 +180,18 @@ def _file_fingerprint(path: Path) -> str | None:
 
 
 def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    """Whether the ONNX file may go into ``folder``: a writable folder outside this package (the demo weights are
+    package data: nothing is written into an installed package)."""
+    inside_package = folder.resolve().is_relative_to(Path(__file__).resolve().parent)
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) and not inside_package
 
 
 def cached_onnx(model: Unmix, model_dir: str | os.PathLike | None) -> Path:
     """The ONNX file of ``model``, exported first if no up-to-date one exists.
 
     Looks in ``model_dir`` (``xumx_slicq_v2.onnx``), else in ``<torch hub>/checkpoints``; exports next to the
-    weights when that folder is writable and holds no foreign file of that name (files are never overwritten
-    unless they carry our metadata), else into the hub cache.
+    weights when that folder is writable, not inside this package (the demo model) and holds no foreign file of
+    that name (files are never overwritten unless they carry our metadata), else into the hub cache.
     """
     import torch
 

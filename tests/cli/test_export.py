@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -89,6 +90,9 @@ def test_onnx_cache_is_reused_refreshed_and_never_overwrites_foreign_files(
     hub_path = cached_onnx(model, foreign)
     assert hub_path.parent == private_torch_hub / "checkpoints" and hub_path.is_file()
     assert (foreign / ONNX_FILENAME).read_bytes() == b"someone else's graph"
+
+    package_data = Path(backends.__file__).resolve().parent / "pretrained" / "demo"  # the demo weights
+    assert not backends._writable(package_data) and backends._writable(tmp_path)  # nothing into the package
 
     monkeypatch.setattr(backends, "_writable", lambda folder: False)  # e.g. a read-only install
     elsewhere = tmp_path / "read_only"
