@@ -341,7 +341,7 @@ def track_settings(spec: SeparatorSpec, options: OutputOptions, start: float, du
     """What determines a track's output files: the model (name or directory) and its weights' checksum, the
     runtime backend, the chunking, the excerpt, the format and the clip policy (with ``rescale``, the gain
     depends on every stem written)."""
-    from .checkpoint import resolve_model_dir, weights_sha256
+    from .checkpoint import resolve_model_dir, weights_sha256  # torch: not needed for --help
 
     named = spec.model in ("offline", "realtime", "demo")
     rescaled = options.bits != "float" and options.clip == "rescale"
