@@ -19,8 +19,9 @@ import soundfile as sf
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from xumx_slicq_v2 import checkpoint
 from xumx_slicq_v2.audio import load_audio
-from xumx_slicq_v2.demixui.cli import default_listeners_file
+from xumx_slicq_v2.demixui.cli import default_listeners_file, default_model
 from xumx_slicq_v2.demixui.sessions import FRAME_HEADER, HEARD_FRAME, STEMS_FRAME
 from xumx_slicq_v2.demixui.songs import SongStore, UploadTooLarge
 from xumx_slicq_v2.hearing import Audiogram, apply_fir, nalr_fir, read_listeners
@@ -360,3 +361,16 @@ def test_default_listeners_are_the_demo_datasets(tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     path.write_text("{}")
     assert default_listeners_file() == path
+
+
+def test_default_model_is_demo_unless_published_weights_are_in_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no published weights there
+    assert default_model() == "demo"
+    resolve = checkpoint.resolve_model_dir
+
+    def offline_in_place(name, download=True):
+        assert not download  # never a download just to pick the default
+        return tmp_path if name == "offline" else resolve(name, download)
+
+    monkeypatch.setattr(checkpoint, "resolve_model_dir", offline_in_place)
+    assert default_model() == "offline"

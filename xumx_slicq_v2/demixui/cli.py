@@ -70,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def default_model() -> str:
     """``realtime`` or ``offline`` if its published weights are in place (no download), else ``demo``."""
-    from ..checkpoint import CheckpointError, resolve_model_dir
+    from ..checkpoint import WEIGHTS_NAME, CheckpointError, pretrained_dir, resolve_model_dir
 
     for name in ("realtime", "offline"):
         try:
             resolve_model_dir(name, download=False)
-        except CheckpointError:
+        except CheckpointError as err:
+            if (pretrained_dir(name) / WEIGHTS_NAME).exists():  # there, but unusable: say why it is not chosen
+                print(f"demixui: not using the {name} weights: {err}", file=sys.stderr)
             continue
         return name
     return "demo"

@@ -37,7 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..hearing import DEFAULT_NFIR, Listener
 from ..separator import Separator
 from .sessions import Session, run_session
-from .songs import SongError, SongStore, UploadTooLarge
+from .songs import SongStore, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,16 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
         if declared.isdigit() and int(declared) > settings.max_upload_bytes:
             limit = settings.max_upload_bytes / 2**20
             return JSONResponse({"error": f"{name}: larger than the upload limit of {limit:g} MiB"}, status_code=413)
+        store: SongStore = request.app.state.store
         try:
-            song = await request.app.state.store.upload(request.stream(), name, owner=session.id)
+            song = await store.upload(request.stream(), name, owner=session.id)
         except UploadTooLarge as err:
             return JSONResponse({"error": str(err)}, status_code=413)
-        except SongError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+        except OSError as err:
+            return JSONResponse({"error": f"{name}: the server cannot store it ({err.strerror})"}, status_code=507)
+        if session.id not in request.app.state.sessions:  # the page closed while uploading
+            await store.release(song)
+            return JSONResponse({"error": "the page was closed"}, status_code=410)
         return JSONResponse({"song": song.id, "name": song.name})
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
