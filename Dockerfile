@@ -23,8 +23,8 @@
 # site whose HTTPS goes through an intercepting proxy; it is not stored in the image either.
 #
 # The project is installed in editable mode in /opt/xumx-slicq-v2 (the working directory), so that its
-# checkout-relative folders work as in a clone: pretrained/ (weights), recipes/ (launcher configs), data/ (demo
-# dataset) and exp/ (outputs; mount a host folder there to keep them). The image runs as any --user: HOME and the
+# checkout-relative folders work as in a clone: recipes/ (launcher configs), data/ (demo dataset) and exp/
+# (outputs; mount a host folder there to keep them). The image runs as any --user: HOME and the
 # caches live in /tmp, exp/ and data/ are writable for every uid, and nothing else is written.
 
 ARG CPU_ONLY=0
@@ -79,12 +79,12 @@ RUN --mount=type=bind,source=wheels,target=/opt/xumx-slicq-v2/wheels \
     fi \
     && python -c "import torch; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
 
-# The sources, pretrained/ (weights), recipes/ (launcher configs), tests/ and benchmarks/; not wheels/.
+# The sources (the demo weights are package data of xumx_slicq_v2/), recipes/ (launcher configs), tests/ and
+# benchmarks/; not wheels/.
 COPY pyproject.toml README.md LICENSE Makefile ./
 COPY xumx_slicq_v2/ xumx_slicq_v2/
 COPY cadenza/ cadenza/
 COPY data_prep/ data_prep/
-COPY pretrained/ pretrained/
 COPY recipes/ recipes/
 COPY tests/ tests/
 COPY benchmarks/ benchmarks/

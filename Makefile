@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test lint demo
+.PHONY: venv test lint demo ffmpeg
 
 venv: $(VENV)/.installed
 
@@ -18,7 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --no-deps pyclarity==0.9.0
 	touch $@
 
-test: venv
+# musdb/museval decode audio with ffmpeg: installed with apt as root, else a message (their tests then skip).
+ffmpeg:
+	.ci/ffmpeg.sh
+
+test: venv ffmpeg
 	$(PY) -m pytest -q
 
 lint: venv

@@ -29,13 +29,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-from xumx_slicq_v2.audio import write_text_atomic
-from xumx_slicq_v2.model import ModelConfig, Unmix
-from xumx_slicq_v2.transforms import SliCQT
-from xumx_slicq_v2.wiener import wiener_real
-
 REPO = Path(__file__).resolve().parent.parent
 
 #: glibc ``mallopt`` parameters: keep freed memory in the process instead of returning it to the kernel.
@@ -75,6 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-freed-memory", action="store_true", help="tune glibc malloc (see keep_freed_memory)")
     parser.add_argument("--output", type=Path, default=REPO / "exp" / "benchmarks" / "model.json")
     args = parser.parse_args(argv)
+    import torch
+
+    from xumx_slicq_v2.audio import write_text_atomic
+    from xumx_slicq_v2.model import ModelConfig, Unmix
+    from xumx_slicq_v2.transforms import SliCQT
+    from xumx_slicq_v2.wiener import wiener_real
 
     if args.keep_freed_memory:
         keep_freed_memory()

@@ -20,7 +20,7 @@ Stage times (sliCQT forward, network, Wiener-EM, inverse sliCQT; the rest is chu
 and writing) are measured by wrapping those calls. Prints a table and writes JSON (default
 ``exp/benchmarks/separate.json``).
 
-Goals on 2 CPU cores (issues 3 and 5): offline <= 5 s and realtime <= 2.8 s per minute, peak RSS < 1.5 GB for
+Goals on 2 CPU cores: offline <= 5 s and realtime <= 2.8 s per minute, peak RSS < 1.5 GB for
 10 minutes, onnx-cpu realtime faster than torch-cpu realtime. The reference takes 7.5 s (offline) and 4.3 s
 (realtime) per minute with about 2.1 GB peak RSS.
 

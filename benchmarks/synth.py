@@ -20,20 +20,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from data_prep.analysis import band_share, downmix, pitched_fraction  # noqa: E402
-from data_prep.composer import compose_song  # noqa: E402
 from data_prep.config import SAMPLE_RATE  # noqa: E402
-from data_prep.synth import render_song  # noqa: E402
-from xumx_slicq_v2.audio import write_text_atomic  # noqa: E402
 
 
-def measure_song(seed: int, seconds: float, meter: pyloudnorm.Meter) -> dict:
-    """Render one song, time it and describe its stems."""
+def measure_song(seed: int, seconds: float, meter) -> dict:
+    """Render one song, time it and describe its stems (``meter``: a ``pyloudnorm.Meter``)."""
+    from data_prep.analysis import band_share, downmix, pitched_fraction
+    from data_prep.composer import compose_song
+    from data_prep.synth import render_song
+
     cpu, wall = time.process_time(), time.perf_counter()
     stems = render_song(seed, seconds)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -68,6 +67,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first song seed")
     parser.add_argument("--out", type=Path, default=REPO / "exp" / "benchmarks" / "synth.json")
     args = parser.parse_args()
+
+    import pyloudnorm
+
+    from data_prep.synth import render_song
+    from xumx_slicq_v2.audio import write_text_atomic
 
     meter = pyloudnorm.Meter(SAMPLE_RATE)
     render_song(args.seed, 1.0)  # warm-up: imports, filter design caches

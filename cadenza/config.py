@@ -73,8 +73,13 @@ def run_name(model: str, weights: str | None) -> str:
 
 
 def recipes_dir() -> str:
-    """The launcher-config folder: the checkout's ``recipes/cadenza``, else ``./recipes/cadenza``."""
-    return str(RECIPES_DIR if RECIPES_DIR.is_dir() else Path("recipes/cadenza").resolve())
+    """The launcher-config folder: the checkout's ``recipes/cadenza``, else ``./recipes/cadenza``; an installed
+    package run outside a checkout has neither, and gets its own folder (hydra then offers its own launchers only,
+    and warns about no missing search path)."""
+    for folder in (RECIPES_DIR, Path("recipes/cadenza").resolve()):
+        if folder.is_dir():
+            return str(folder)
+    return str(CONFIG_DIR)
 
 
 def _register_resolvers() -> None:

@@ -11,12 +11,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-from clarity.utils.audiogram import Listener
 
 from xumx_slicq_v2.audio import AudioError, audio_info, check_finite
+
+if TYPE_CHECKING:  # pyclarity loads when listeners are read, not when a command shows its --help
+    from clarity.utils.audiogram import Listener
 
 #: The four CAD1 stems, in the order the recipe evaluates them.
 INSTRUMENTS = ("drums", "bass", "other", "vocals")
@@ -89,6 +92,8 @@ def load_listeners(listeners_file: str | Path, ids: Sequence[str] | None = None)
 
     ``ids`` keeps only these listeners, in the given order; an id absent from the file is an error.
     """
+    from clarity.utils.audiogram import Listener
+
     entries = _read_json(listeners_file)
     if not isinstance(entries, dict):
         raise DataError(f"{listeners_file}: expected a JSON object keyed by listener id")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
-from clarity.utils.audiogram import Listener
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -30,6 +30,9 @@ from cadenza.separators import separator_identity
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
+
+if TYPE_CHECKING:
+    from clarity.utils.audiogram import Listener
 
 log = logging.getLogger(__name__)
 

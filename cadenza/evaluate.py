@@ -19,12 +19,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
-from clarity.evaluator.haaqi import compute_haaqi
-from clarity.utils.audiogram import Audiogram, Listener
-from clarity.utils.signal_processing import compute_rms, resample
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -40,6 +38,9 @@ from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
 
+if TYPE_CHECKING:  # pyclarity (scipy, numba) loads with the first score, not for --help
+    from clarity.utils.audiogram import Audiogram, Listener
+
 log = logging.getLogger(__name__)
 
 #: Presentation level of the reference, dB SPL (``level1`` maps its RMS to this).
@@ -47,6 +48,13 @@ REFERENCE_LEVEL_DB_SPL = 65.0
 
 #: HAAQI implementation recorded with the scores when the config has no ``evaluate.haaqi`` key.
 DEFAULT_HAAQI_ENGINE = "pyclarity"
+
+
+def compute_haaqi(**kwargs) -> float:
+    """pyclarity's ``compute_haaqi`` (imported on the first call: it loads scipy and numba)."""
+    from clarity.evaluator.haaqi import compute_haaqi as haaqi
+
+    return haaqi(**kwargs)
 
 
 def song_seed(song: str) -> int:
@@ -67,6 +75,8 @@ def haaqi_score(
     The reference is presented at 65 dB SPL (``level1`` from its RMS at ``reference_rate``) and the processed
     signal on the same scale; equalisation 1. A silent reference has no level: NaN, with a warning.
     """
+    from clarity.utils.signal_processing import compute_rms, resample
+
     rms = compute_rms(reference)
     if rms == 0:
         log.warning("silent reference signal: HAAQI undefined (NaN)")

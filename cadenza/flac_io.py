@@ -12,8 +12,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from clarity.utils.flac_encoder import FlacEncoder, read_flac_signal
-from clarity.utils.signal_processing import clip_signal, resample, to_16bit
 
 from xumx_slicq_v2.audio import atomic_path, write_text_atomic
 
@@ -26,6 +24,8 @@ class EnhancedFileError(RuntimeError):
 
 def _write_flac(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     """Encode int16 ``samples`` (``(samples,)`` or ``(samples, channels)``) to ``path`` atomically."""
+    from clarity.utils.flac_encoder import FlacEncoder
+
     with atomic_path(path) as tmp:
         FlacEncoder().encode(samples, int(sample_rate), tmp)
 
@@ -35,6 +35,8 @@ def write_scaled_stem(path: str | Path, signal: np.ndarray, signal_rate: int, ou
 
     Returns the scale written (the peak after resampling; 1.0 for a silent stem).
     """
+    from clarity.utils.signal_processing import resample, to_16bit
+
     path = Path(path)
     resampled = resample(np.asarray(signal), signal_rate, output_rate)
     peak = float(np.max(np.abs(resampled))) if resampled.size else 0.0
@@ -51,6 +53,8 @@ def write_clipped_remix(
 
     Returns the number of samples that had to be hard-clipped (0 with ``soft_clip``).
     """
+    from clarity.utils.signal_processing import clip_signal, resample, to_16bit
+
     resampled = resample(np.ascontiguousarray(np.asarray(signal).T), signal_rate, output_rate)
     clipped, n_clipped = clip_signal(resampled, soft_clip)
     if n_clipped:
@@ -64,6 +68,8 @@ def read_enhanced(path: str | Path, sample_rate: int) -> np.ndarray:
 
     Raises :class:`EnhancedFileError` if the file is missing, undecodable, or not at ``sample_rate`` Hz.
     """
+    from clarity.utils.flac_encoder import read_flac_signal
+
     path = Path(path)
     if not path.is_file():
         raise EnhancedFileError(f"{path}: no such file (run python -m cadenza.enhance with the same settings first)")

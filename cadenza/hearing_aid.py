@@ -7,14 +7,16 @@ the same functions the web mixer (``python -m xumx_slicq_v2.demixui``) plays its
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-from clarity.enhancer.compressor import Compressor
-from clarity.utils.audiogram import Audiogram, Listener
 from omegaconf import DictConfig, OmegaConf
 
 from cadenza.data import EARS
 from xumx_slicq_v2 import hearing
+
+if TYPE_CHECKING:  # pyclarity loads with the first hearing aid, not when a command shows its --help
+    from clarity.utils.audiogram import Audiogram, Listener
 
 
 class HearingAid:
@@ -28,6 +30,8 @@ class HearingAid:
     """
 
     def __init__(self, nfir: int, sample_rate: int, compressor: Mapping[str, float] | None = None):
+        from clarity.enhancer.compressor import Compressor
+
         self.nfir, self.sample_rate = nfir, sample_rate
         self.compressor = None if compressor is None else Compressor(fs=sample_rate, **compressor)
 

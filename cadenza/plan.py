@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clarity.utils.audiogram import Listener
 from omegaconf import DictConfig
 
 from cadenza.config import check_config, prepare_data
 from cadenza.data import Song, load_listeners, load_songs, song_listener_pairs
 from cadenza.layout import ExpLayout
 from cadenza.separators import describe_separator
+
+if TYPE_CHECKING:
+    from clarity.utils.audiogram import Listener
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import pandas as pd
-from clarity.utils.audiogram import Listener
+from typing import TYPE_CHECKING
 
 from cadenza.data import EARS, INSTRUMENTS, load_listeners
 from cadenza.scores import read_rows
 from xumx_slicq_v2.audio import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:  # pandas and pyclarity load when a report is made, not for --help
+    import pandas as pd
+    from clarity.utils.audiogram import Listener
 
 #: Severity categories of ``Audiogram.severity``, least to most severe.
 SEVERITIES = ("NOTHING", "MILD", "MODERATE", "SEVERE")
@@ -32,6 +34,8 @@ def _number(value: float) -> float | None:
 
 def load_scores(scores_csv: str | Path) -> pd.DataFrame:
     """The scores CSV as a DataFrame with numeric score columns (columns checked)."""
+    import pandas as pd
+
     frame = pd.DataFrame(read_rows(scores_csv))
     for column in frame.columns.drop(["song", "listener"]):
         frame[column] = pd.to_numeric(frame[column])
@@ -40,6 +44,8 @@ def load_scores(scores_csv: str | Path) -> pd.DataFrame:
 
 def listener_severities(listeners: Mapping[str, Listener]) -> pd.DataFrame:
     """Per listener id: ``severity_left``, ``severity_right`` and ``severity_better_ear``."""
+    import pandas as pd
+
     rows = {}
     for listener_id, listener in listeners.items():
         left, right = listener.audiogram_left.severity, listener.audiogram_right.severity
@@ -106,6 +112,8 @@ def _severity_by_better_ear(scores: pd.DataFrame, severity: pd.DataFrame) -> dic
 
 
 def _severity_by_ear(scores: pd.DataFrame, severity: pd.DataFrame) -> dict:
+    import pandas as pd
+
     per_ear = []
     for ear in EARS:
         columns = [f"{ear}_{stem}" for stem in INSTRUMENTS]
@@ -135,6 +143,8 @@ def format_tables(summary: dict) -> str:
     """The summary as plain-text tables."""
 
     def table(title: str, data: Mapping, columns: Sequence[str] | None = None) -> str:
+        import pandas as pd
+
         frame = pd.DataFrame.from_dict(data, orient="index")
         if columns is not None:
             frame = frame[list(columns)]

@@ -22,24 +22,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data_prep.config import DEMO_PRESET, GENERATOR_VERSION, DatasetPreset
-from data_prep.layouts import write_cad1_tree
-from xumx_slicq_v2.audio import write_text_atomic
 from xumx_slicq_v2.locking import exclusive_lock
 
 #: Environment variable that moves the demo dataset.
 DEMO_ROOT_VARIABLE = "XUMX_DEMO_DATA"
 
-#: Repository root: the folder holding the ``data_prep`` package (``data/`` there is git-ignored).
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+#: Default location under the working directory (``data/`` is git-ignored in a checkout).
+WORKING_DIR_ROOT = Path("data") / "demo"
 
 #: Written last into a complete demo tree.
 MARKER = "demo.json"
 
 
 def default_demo_root() -> Path:
-    """``$XUMX_DEMO_DATA`` if set, else ``<repository root>/data/demo``."""
+    """``$XUMX_DEMO_DATA`` if set, else ``data/demo`` under the working directory (absolute)."""
     configured = os.environ.get(DEMO_ROOT_VARIABLE)
-    return Path(configured) if configured else REPOSITORY_ROOT / "data" / "demo"
+    return Path(configured).absolute() if configured else Path.cwd() / WORKING_DIR_ROOT
 
 
 #: The demo dataset folder at import time (see :func:`default_demo_root`).
@@ -75,6 +73,9 @@ def is_complete(root: Path, preset: DatasetPreset = DEMO_PRESET) -> bool:
 
 def _generate(root: Path, preset: DatasetPreset) -> None:
     """Generate the demo tree into a hidden sibling of ``root`` and rename it into place."""
+    from data_prep.layouts import write_cad1_tree
+    from xumx_slicq_v2.audio import write_text_atomic
+
     stale = _read_marker(root) is not None
     if root.exists() and not stale:
         if not root.is_dir() or any(root.iterdir()):
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Generate the demo dataset (CAD1 Task 1 layout: 3 validation and 2 test songs of 10 s, 3 synthetic "
             f"listeners per split) if it is absent, and print its cad1/task1 folder on stdout (progress and "
             f"status go to stderr). Default location: "
-            f"${DEMO_ROOT_VARIABLE} if set, else <repository>/data/demo."
+            f"${DEMO_ROOT_VARIABLE} if set, else data/demo under the working directory."
         ),
     )
     parser.add_argument("--root", type=Path, default=None, help="demo dataset folder (default: see above)")

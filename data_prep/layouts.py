@@ -28,7 +28,6 @@ from data_prep.config import GENERATOR_VERSION, SAMPLE_RATE, STEMS
 from data_prep.listeners import make_listeners
 from data_prep.synth import render_song, write_song
 from xumx_slicq_v2.audio import write_text_atomic
-from xumx_slicq_v2.data import validation_track_names
 
 SPLITS = ("train", "valid", "test")
 
@@ -91,6 +90,8 @@ def track_names(seed: int, n_train: int, n_valid: int, n_test: int) -> dict[str,
     count keeps the songs of a smaller one."""
     valid: list[str] = []
     if n_valid:
+        from xumx_slicq_v2.data import validation_track_names  # imports torch: only when needed
+
         pool = list(validation_track_names())
         if n_valid > len(pool):
             raise ValueError(f"at most {len(pool)} validation songs (the musdb 'valid' split), got {n_valid}")

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 
 from data_prep.config import STEMS
 from xumx_slicq_v2.audio import atomic_path, load_audio
@@ -27,6 +26,8 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.
 
     Returns ``(frequencies_hz, times_s, power_db)`` with ``power_db`` of shape ``(frequencies, frames)``.
     """
+    import scipy.signal
+
     frequencies, times, power = scipy.signal.spectrogram(
         audio.mean(axis=0), fs=sample_rate, window="hann", nperseg=WINDOW, noverlap=WINDOW - HOP, mode="psd"
     )

@@ -14,22 +14,27 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import dsp
-from data_prep.bass import render_bass
 from data_prep.composer import SongPlan, compose_song
 from data_prep.config import INT16_SCALE, SAMPLE_RATE, STEMS, SYNTH_CONFIG, SynthConfig
-from data_prep.drums import render_drums
-from data_prep.harmony import render_harmony
-from data_prep.vocals import render_vocals
 from xumx_slicq_v2.audio import write_audio
 
-#: Dry renderer of each stem: ``(plan, rng, sample_rate) -> (2, samples)``.
-RENDERERS = {"bass": render_bass, "drums": render_drums, "other": render_harmony, "vocals": render_vocals}
+
+def renderers() -> dict:
+    """Dry renderer of each stem: ``(plan, rng, sample_rate) -> (2, samples)`` (imported on first use: the
+    instruments need scipy, which the command line loads only after parsing its arguments)."""
+    from data_prep.bass import render_bass
+    from data_prep.drums import render_drums
+    from data_prep.harmony import render_harmony
+    from data_prep.vocals import render_vocals
+
+    return {"bass": render_bass, "drums": render_drums, "other": render_harmony, "vocals": render_vocals}
 
 
 def activity_gate(plan: SongPlan, stem: str, samples: int, sample_rate: int) -> np.ndarray:
     """``(samples,)`` gain that is 1 where ``stem`` plays, fades in over ``gate_attack`` before each entry,
     fades out over ``gate_release`` after each exit and is exactly 0 elsewhere."""
+    from data_prep import dsp
+
     attack = max(round(plan.config.gate_attack * sample_rate), 1)
     release = max(round(plan.config.gate_release * sample_rate), 1)
     gate = np.zeros(samples, dtype=np.float32)
@@ -55,15 +60,17 @@ def render_song(
     (the mixture) fits in 16 bits, so ``sum(stems)`` written as 16-bit PCM is exactly the mixture.
     The same ``seed`` gives the same samples.
     """
+    from data_prep import dsp
+
     plan = compose_song(seed, seconds, config)
     samples = round(seconds * sample_rate)
     streams = np.random.SeedSequence([seed, 1]).spawn(len(STEMS) + 1)
     response = dsp.room_impulse_response(np.random.default_rng(streams[-1]), plan.rt60, plan.predelay, sample_rate)
     reverb = dsp.Reverb(response, samples)
-    stems = {}
+    stems, render = {}, renderers()
     for stem, stream in zip(STEMS, streams):
         gate = activity_gate(plan, stem, samples, sample_rate)
-        dry = RENDERERS[stem](plan, np.random.default_rng(stream), sample_rate)[:, :samples].astype(np.float32)
+        dry = render[stem](plan, np.random.default_rng(stream), sample_rate)[:, :samples].astype(np.float32)
         dry *= gate
         level = _rms(dry[:, gate > 0])
         dry *= np.float32(10 ** (plan.balance_db[stem] / 20) / max(level, 1e-9))
@@ -154,13 +161,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from data_prep.layouts import write_cad1_tree, write_musdb_tree  # the layouts use render_song
-
     for name in ("songs", "valid", "test", "listeners"):
         if getattr(args, name) < 0:
             raise SystemExit(f"--{name} must be >= 0")
     if args.seconds <= 0:
         raise SystemExit("--seconds must be > 0")
+    from data_prep.layouts import write_cad1_tree, write_musdb_tree  # the layouts use render_song
+
     try:
         if args.layout == "musdb":
             write_musdb_tree(args.out, args.songs, args.valid, args.test, args.seconds, args.seed)

@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import importlib.util
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -48,3 +49,17 @@ def formula_state_dict(reference_weights: ModuleType) -> dict:
 def bark262_block_shapes(reference_weights: ModuleType) -> list[tuple[int, int]]:
     """(F, T) per block of the Bark 262 / 32.9 Hz / 44.1 kHz sliCQT, from the reference's block table."""
     return reference_weights.BARK262_BLOCK_SHAPES
+
+
+@pytest.fixture(scope="session")
+def museval() -> ModuleType:
+    """The museval module. Tests that take it are skipped only where it cannot work on this machine: museval not
+    installed, or no ffmpeg/ffprobe executable for the audio backend (stempeg) of musdb, which museval imports;
+    any other import failure is an error."""
+    if importlib.util.find_spec("museval") is None:
+        pytest.skip("museval is not installed (pip install 'xumx-slicq-v2[musdb]')")
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("no ffmpeg/ffprobe executable on PATH: museval imports musdb, whose audio backend needs them")
+    import museval
+
+    return museval

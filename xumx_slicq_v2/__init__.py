@@ -3,6 +3,9 @@
 from xumx_slicq_v2 import Separator
 separator = Separator.from_pretrained("offline")      # or "realtime", "demo", a model directory
 stems = separator(audio)                               # (batch, channels, samples) -> (batch, 4, ...)
+
+The names below are imported on first use, so that the command lines (``python -m xumx_slicq_v2...``) answer
+``--help`` and argument errors without loading torch.
 """
 
 from __future__ import annotations
@@ -10,13 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-#: The public names and their modules, imported on first use (so that ``python -m xumx_slicq_v2.<command>
-#: --help`` does not wait for torch).
-_EXPORTS = {
-    "SOURCES": "model",
-    "ModelConfig": "model",
+from .config import SOURCES
+
+if TYPE_CHECKING:
+    from .config import ChunkingConfig, ModelConfig
+    from .model import Unmix
+    from .separator import Separator, separate
+    from .transforms import SliCQT
+
+#: Public name -> the submodule that defines it.
+_LAZY = {
+    "ModelConfig": "config",
     "Unmix": "model",
-    "ChunkingConfig": "separator",
+    "ChunkingConfig": "config",
     "Separator": "separator",
     "separate": "separator",
     "SliCQT": "transforms",
@@ -25,15 +34,14 @@ _EXPORTS = {
 __all__ = ["SOURCES", "ChunkingConfig", "ModelConfig", "Separator", "SliCQT", "Unmix", "separate"]
 __version__ = "2.0.0.dev0"
 
-if TYPE_CHECKING:
-    from .model import SOURCES, ModelConfig, Unmix
-    from .separator import ChunkingConfig, Separator, separate
-    from .transforms import SliCQT
-
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

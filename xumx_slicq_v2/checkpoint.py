@@ -6,13 +6,14 @@ configuration (`ModelConfig.from_reference_args`). Directories written by the re
 other way round.
 
 Named models: ``offline`` and ``realtime`` are the published weights of the reference, downloaded once into
-``<torch hub dir>/checkpoints/xumx_slicq_v2_<name>/``; ``demo`` is the small model of this repository in
-``pretrained/demo/`` (trained by the training recipe).
+``<torch hub dir>/checkpoints/xumx_slicq_v2_<name>/``; ``demo`` is the small model shipped as package data in
+``xumx_slicq_v2/pretrained/demo/`` (trained on synthetic music by ``recipes/training/demo.sh``).
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.resources
 import json
 import os
 import urllib.error
@@ -45,8 +46,8 @@ PUBLISHED_WEIGHTS = {
     "realtime": (62_467_137, "12e25e8b7289117a1edc95fa898d40c074a56bfa9057f0b36b2d4c7c3bafe5c1"),
 }
 
-#: The demo model of this repository (written by the training recipe).
-DEMO_DIR = Path(__file__).resolve().parent.parent / "pretrained" / "demo"
+#: The demo model, package data of ``xumx_slicq_v2`` (written by ``recipes/training/demo.sh``).
+DEMO_DIR = Path(str(importlib.resources.files("xumx_slicq_v2") / "pretrained" / "demo"))
 
 #: Seconds before a stalled download is abandoned.
 DOWNLOAD_TIMEOUT = 60.0
@@ -76,7 +77,7 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, download: bool = True) -> 
         if not _has_model_files(DEMO_DIR):
             raise CheckpointError(
                 f"the demo model is not in {DEMO_DIR}: the demo weights are produced by the training recipe "
-                "(the demo training issue); train them first or pass another model directory"
+                "(recipes/training/demo.sh, INSTALL=1); train them first or pass another model directory"
             )
         return DEMO_DIR
     path = Path(name_or_dir)

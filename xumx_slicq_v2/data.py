@@ -26,13 +26,10 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from .model import NB_CHANNELS, SOURCES
+from .config import NB_CHANNELS, SAMPLE_RATE, SOURCES
 
 #: File (without ``.wav``) of the mixture in a track folder.
 MIXTURE = "mixture"
-
-#: Sample rate of MUSDB18-HQ in Hz.
-SAMPLE_RATE = 44100
 
 #: ``subset`` folders of the tree and the ``split`` values of the training subset.
 SUBSETS = ("train", "test")

@@ -29,19 +29,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
+from ._cli import DefaultsHelpFormatter
 from ._optional import exit_if_missing, require
 from .audio import write_text_atomic
-from .checkpoint import CheckpointError, read_config, resolve_model_dir
-from .data import SAMPLE_RATE, DatasetError, Track, list_tracks
-from .model import SOURCES, ModelConfig
-from .separator import chunk_plan, crossfade_weights
-from .transforms import SliCQT
+from .config import SAMPLE_RATE, SOURCES, ModelConfig
+
+if TYPE_CHECKING:  # torch and the datasets load after the arguments are parsed
+    from .data import Track
 
 #: BSSEval v4 window and hop in seconds (museval's defaults).
 WINDOW_SECONDS = 1.0
@@ -144,6 +142,11 @@ class OracleIRMEstimator:
     eps: float = 1e-10
 
     def __call__(self, mixture: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .separator import chunk_plan, crossfade_weights
+        from .transforms import SliCQT
+
         transform = SliCQT(**self.config.transform_kwargs())
         mixture_t, sources_t = torch.from_numpy(mixture), torch.from_numpy(sources)
         length = mixture.shape[-1]
@@ -178,6 +181,8 @@ class SeparatorEstimator:
             from .separator import Separator
 
             self._separator = Separator.from_pretrained(self.name_or_dir, device=self.device)
+        import torch
+
         audio = torch.from_numpy(np.ascontiguousarray(mixture))[None]
         return self._separator(audio)[0].float().cpu().numpy()
 
@@ -268,6 +273,8 @@ _WORKER_ESTIMATOR: Estimator | None = None
 def _init_worker(estimator: Estimator, threads: int) -> None:
     global _WORKER_ESTIMATOR
     _WORKER_ESTIMATOR = estimator
+    import torch
+
     torch.set_num_threads(threads)
 
 
@@ -285,6 +292,9 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score ``tracks`` (skipping those already scored in ``out_dir``), write and return the summary."""
+    import torch
+    from tqdm.auto import tqdm
+
     out_dir = Path(out_dir)
     todo = [track for track in tracks if not all(path.is_file() for path in result_paths(out_dir, subset, track.name))]
     bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), desc="tracks", unit="track", disable=not progress)
@@ -316,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.evaluation",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         epilog="Per-track files: OUT/<subset>/<track>.json (museval) and OUT/global_sdr/<subset>/<track>.json; "
         "summary: OUT/summary.json. Run again to resume.",
     )
@@ -354,11 +364,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise SystemExit("--split applies to --subset train only")
     try:
         return _run(args)
-    except (RuntimeError, DatasetError, CheckpointError) as err:
+    except RuntimeError as err:  # also the dataset's and the checkpoint's errors
         raise SystemExit(f"error: {err}") from err
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from .checkpoint import read_config, resolve_model_dir
+    from .data import list_tracks
+
     _museval()  # fail early with the install hint
     if args.baseline == "mixture":
         estimator: Estimator = MixtureEstimator()

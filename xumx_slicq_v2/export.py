@@ -27,15 +27,17 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import numpy as np
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from ._optional import exit_if_missing, require
 from .audio import atomic_path
 from .backends import onnx_session
-from .model import ModelConfig, Unmix
+
+if TYPE_CHECKING:  # torch and the model load when something is exported (after the arguments are parsed)
+    import numpy as np
+    from torch import Tensor, nn
+
+    from .model import ModelConfig, Unmix
 
 #: File name of the ONNX network next to the weights (the onnx backends' cache), and of a TorchScript export.
 ONNX_FILENAME = "xumx_slicq_v2.onnx"
@@ -77,36 +79,33 @@ def model_fingerprint(model: Unmix) -> str:
     return digest.hexdigest()
 
 
-class _TupleNetwork(nn.Module):
-    """`Unmix.forward_real` with one positional tensor per block and a tuple out (what the exporters trace)."""
-
-    def __init__(self, model: Unmix) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *blocks: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.model.forward_real(list(blocks)))
-
-
 def traceable_network(model: Unmix) -> nn.Module:
     """A CPU copy of ``model`` in eval mode whose output is what the exported graph returns: the whole
-    network for realtime models, the mixture-phase estimates (no Wiener-EM) for offline models."""
+    network for realtime models, the mixture-phase estimates (no Wiener-EM) for offline models; one
+    positional tensor per block in and a tuple out (`xumx_slicq_v2.model.PositionalUnmix`)."""
+    from .model import PositionalUnmix, Unmix
+
     config = model.config
     if wiener_in_torch(config):
         config = dataclasses.replace(config, wiener_iterations=0)
     copy = Unmix(config, model.block_shapes)
     copy.load_state_dict({key: value.detach().cpu() for key, value in model.state_dict().items()})
-    return _TupleNetwork(copy).eval()
+    return PositionalUnmix(copy).eval()
 
 
 def example_blocks(model: Unmix, slices: int, batch: int = 1, seed: int = 0) -> list[Tensor]:
     """Random real/imag blocks ``(batch, 2, freq, slices, coefs, 2)`` for every block of ``model``."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(batch, 2, freq, slices, coefs, 2, generator=generator) for freq, coefs in model.block_shapes]
 
 
 def _check_outputs(name: str, outputs: Sequence[np.ndarray | Tensor], expected: Sequence[Tensor]) -> None:
     """Raise if an exported network's outputs differ from eager torch beyond `CHECK_TOLERANCE`."""
+    import numpy as np
+    import torch
+
     for index, (output, reference) in enumerate(zip(outputs, expected, strict=True)):
         output = torch.as_tensor(np.asarray(output))
         scale = float(reference.abs().max()) or 1.0
@@ -122,6 +121,8 @@ def _check_outputs(name: str, outputs: Sequence[np.ndarray | Tensor], expected: 
 def _quiet_tracing() -> Iterator[None]:
     """Silence the tracer's warnings about Python-side shape checks (they hold for any slice count) and the
     exporter's deprecation notices."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -136,6 +137,8 @@ def export_onnx(model: Unmix, path: str | os.PathLike, opset: int = ONNX_OPSET, 
     Dynamic axes: batch (0) and slices (3 of the inputs, 4 of the outputs). With ``check`` the file is run with
     ONNX Runtime on another batch size and slice count and compared with torch (an error if they differ).
     """
+    import torch
+
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
     network = traceable_network(model)
     count = len(model.block_shapes)
@@ -174,6 +177,8 @@ def export_torchscript(model: Unmix, path: str | os.PathLike, check: bool = True
 
     The module takes one real/imag tensor per block and returns a tuple (same layout as the ONNX graph).
     """
+    import torch
+
     network = traceable_network(model)
     path = Path(path)
     with atomic_path(path) as tmp, torch.no_grad():

@@ -25,12 +25,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
-from tqdm.auto import tqdm
 
 from ._optional import exit_if_missing
 from .audio import (
@@ -43,11 +41,12 @@ from .audio import (
     remove_stale_temporaries,
 )
 from .backends import RUNTIME_BACKENDS
-from .checkpoint import resolve_model_dir, weights_sha256
-from .model import SOURCES
+from .config import SOURCES, ChunkingConfig, ChunkingError
 from .provenance import ProvenanceError, record_text, recorded_differences
-from .separator import ChunkingConfig, ChunkingError, Separator, separate_stream
 from .signals import exit_on_signal, sigterm_exits
+
+if TYPE_CHECKING:  # torch and the separator load after the arguments are parsed
+    from .separator import Separator
 
 #: Output formats: file extension -> bit depths it can hold (the first is the default).
 FORMAT_BITS = {"wav": ("float", "16", "24"), "flac": ("24", "16")}
@@ -280,6 +279,8 @@ def separate_track(
     existing outputs are kept only if their record holds the same settings, else every output of the track is
     removed and the selected ones separated again.
     """
+    from .separator import separate_stream
+
     outputs = track.outputs(options)
     record = track.out_dir / RECORD_NAME
     redo = stale_reasons(record, settings) if any(path.exists() for path in outputs.values()) else []
@@ -340,6 +341,8 @@ def track_settings(spec: SeparatorSpec, options: OutputOptions, start: float, du
     """What determines a track's output files: the model (name or directory) and its weights' checksum, the
     runtime backend, the chunking, the excerpt, the format and the clip policy (with ``rescale``, the gain
     depends on every stem written)."""
+    from .checkpoint import resolve_model_dir, weights_sha256
+
     named = spec.model in ("offline", "realtime", "demo")
     rescaled = options.bits != "float" and options.clip == "rescale"
     return {
@@ -366,6 +369,8 @@ class SeparatorSpec:
     chunking: ChunkingConfig | None = None
 
     def load(self) -> Separator:
+        from .separator import Separator
+
         return Separator.from_pretrained(
             self.model, realtime=self.realtime, runtime_backend=self.runtime_backend, chunking=self.chunking
         )
@@ -377,6 +382,8 @@ _worker_state: dict[str, object] = {}
 def _init_worker(
     spec: SeparatorSpec, threads: int, options: OutputOptions, start: float, duration: float | None, settings: dict
 ):
+    import torch
+
     torch.set_num_threads(threads)
     signal.signal(signal.SIGTERM, exit_on_signal)
     _worker_state.update(separator=spec.load(), options=options, start=start, duration=duration, settings=settings)
@@ -407,6 +414,8 @@ def run(
 
     Each track's outputs are recorded with `track_settings` and kept on a rerun only if made with the same ones.
     """
+    from tqdm.auto import tqdm
+
     settings = track_settings(spec, options, start, duration)
     results = []
     bar = tqdm(total=len(tracks), desc="files", unit="file", file=sys.stderr)

@@ -16,129 +16,15 @@ Runtime and the other way round.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xumx_slicq_v2.wiener import WIENER_EPS, wiener_real
-
-#: Target names in output order (index 0 = bass, ...), as in the reference checkpoints.
-SOURCES = ("bass", "vocals", "other", "drums")
-
-#: Stereo only: the first convolution has 2 input channels and Wiener-EM uses 2x2 spatial covariances.
-NB_CHANNELS = 2
-
-#: Config fields whose name differs in the reference JSON ``args``.
-REFERENCE_ARG_NAMES = {"scale": "fscale", "bins": "fbins", "fmin": "fmin", "gamma": "fgamma"}
-
-#: Reference ``args`` without which a model cannot be rebuilt.
-REQUIRED_REFERENCE_ARGS = ("fscale", "fbins", "fmin")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Transform, network and Wiener-EM settings of one model (the defaults are the released models')."""
-
-    # sliCQT (see `xumx_slicq_v2.transforms.SliCQT`)
-    scale: str = "bark"
-    bins: int = 262
-    fmin: float = 32.9
-    fmax: float | None = None
-    sample_rate: int = 44100
-    gamma: float = 15.0
-    slice_length: int | None = None
-    transition_length: int | None = None
-    min_window: int = 16
-    # network
-    hidden_size_1: int = 50
-    hidden_size_2: int = 51
-    time_filter_2: int = 4
-    realtime: bool = False
-    # Wiener-EM (offline models only)
-    wiener_iterations: int = 1
-    wiener_window: int | None = 5000
-    wiener_eps: float = WIENER_EPS
-    # training excerpt length in seconds (recorded in the checkpoint metadata)
-    seq_dur: float = 2.0
-
-    def __post_init__(self) -> None:
-        for name in ("bins", "hidden_size_1", "hidden_size_2", "time_filter_2", "sample_rate"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.wiener_iterations < 0:
-            raise ValueError(f"ModelConfig.wiener_iterations must be >= 0, got {self.wiener_iterations}")
-
-    def transform_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `xumx_slicq_v2.transforms.SliCQT` for this model."""
-        return {
-            "scale": self.scale,
-            "bins": self.bins,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "sample_rate": self.sample_rate,
-            "slice_length": self.slice_length,
-            "transition_length": self.transition_length,
-            "min_window": self.min_window,
-            "gamma": self.gamma,
-        }
-
-    @classmethod
-    def from_reference_args(cls, args: Mapping[str, Any]) -> ModelConfig:
-        """Config from the ``args`` of a checkpoint JSON (reference keys ``fscale``, ``fbins``, ``fmin``,
-        ``fgamma``, ``sample_rate``, ``realtime``, ``seq_dur``; fields missing there keep their defaults;
-        unrelated training arguments are ignored)."""
-        missing = [key for key in REQUIRED_REFERENCE_ARGS if key not in args]
-        if missing:
-            raise ValueError(f"checkpoint args lack {', '.join(repr(key) for key in missing)}")
-        if args.get("lstm"):
-            raise ValueError("checkpoint args: 'lstm' models (the reference's experimental LSTM) are not supported")
-        if int(args.get("nb_channels", NB_CHANNELS)) != NB_CHANNELS:
-            raise ValueError(f"checkpoint args: nb_channels must be {NB_CHANNELS}, got {args['nb_channels']}")
-        values = {}
-        for field in dataclasses.fields(cls):
-            key = REFERENCE_ARG_NAMES.get(field.name, field.name)
-            if key in args:
-                values[field.name] = _coerce(args[key], field, key)
-        return cls(**values)
-
-    def to_reference_args(self) -> dict[str, Any]:
-        """The ``args`` entries of a checkpoint JSON for this config (reference key names where they exist)."""
-        args: dict[str, Any] = {
-            REFERENCE_ARG_NAMES.get(field.name, field.name): getattr(self, field.name)
-            for field in dataclasses.fields(self)
-        }
-        args["sample_rate"] = float(self.sample_rate)
-        args["nb_channels"] = NB_CHANNELS
-        return args
-
-
-def _coerce(value: Any, field: dataclasses.Field, key: str) -> Any:
-    """Convert a JSON value to the field's type (``bool``, ``int``, ``float`` or ``str``, optionally ``None``)."""
-    kind = str(field.type).split("|")[0].strip()
-    if value is None and str(field.type).endswith("None"):
-        return None
-    try:
-        if kind == "bool":
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if not isinstance(value, (bool, int)):
-                raise TypeError
-            return bool(value)
-        if kind == "int":
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
-        if kind == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint args: {key!r} has an invalid value {value!r}") from err
+from xumx_slicq_v2.config import NB_CHANNELS, SOURCES, ModelConfig
+from xumx_slicq_v2.wiener import wiener_real
 
 
 def frequency_kernel(freq_bins: int) -> int:
@@ -442,6 +328,18 @@ class Unmix(nn.Module):
             raise ValueError(f"expected {len(self.sliced_umx)} sliCQT blocks, got {len(blocks)}")
         outputs = [network(block) for network, block in zip(self.sliced_umx, blocks)]
         return [estimate for estimate, _ in outputs], [mask for _, mask in outputs]
+
+
+class PositionalUnmix(nn.Module):
+    """`Unmix.forward_real` with one positional real/imag tensor per block in and a tuple out (the signature
+    that the ONNX and TorchScript exporters trace)."""
+
+    def __init__(self, model: Unmix) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *blocks: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.forward_real(list(blocks)))
 
 
 def _unit_last_stride(x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Hyperparameter study of the network with Optuna: ``python -m xumx_slicq_v2.optuna --storage URL --study-name NAME``.
 
-Each trial trains a cut-down model in this process with `xumx_slicq_v2.training.train` (the training command's
+Each trial trains a cut-down model in this process with `xumx_slicq_v2.trainer.train` (the training command's
 flags set everything that is not searched; the defaults here are the reference's tuning run: 10 epochs, 16
 samples per track, batch 32, 4 workers) and scores it after every epoch by the validation global SDR (each musdb
 "valid" track separated whole, MDX global SDR per target, mean over tracks and targets; `xumx_slicq_v2.
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import training
+from ._cli import DefaultsHelpFormatter
 from ._optional import exit_if_missing, require
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ class Objective:
         return path
 
     def __call__(self, trial: optuna.Trial) -> float:
+        from .trainer import train
+
         optuna = _optuna()
         params = suggest(trial, self.space)
         model_path = self.model_path(trial)
@@ -221,7 +224,7 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation SDR {score:.3f} dB below the median")
 
-        training.train(config, model_config, epoch_callback=after_epoch)
+        train(config, model_config, epoch_callback=after_epoch)
         if scores:
             return scores[-1]
         # A retried trial whose folder had trained every epoch (killed before it finished): score those weights.
@@ -377,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.optuna",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         parents=[training.build_parser()],
         conflict_handler="resolve",
         epilog=(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import soxr
@@ -28,42 +27,9 @@ from tqdm.auto import tqdm
 
 from .audio import RESAMPLE_BLOCK, check_finite, resample
 from .backends import NetworkFn, backend_device, build_network, check_backend
+from .config import ChunkingConfig, ChunkingError
 from .model import SOURCES, Unmix
 from .transforms import SliCQT
-
-
-class ChunkingError(ValueError):
-    """A chunking plan that cannot give the unchunked result (the message names the lengths)."""
-
-
-@dataclass(frozen=True)
-class ChunkingConfig:
-    """How long inputs are split (all in seconds; chunk and context rounded up to the transform's half-slice grid).
-
-    Attributes:
-        chunk_seconds: audio owned by one chunk; memory grows linearly with it. Any positive length works
-            (short chunks cost time: each is separated with its context).
-        context_seconds: extra audio given to a chunk on each side; it must cover half the cross-fade plus the
-            network's receptive field (`Separator.receptive_field`, about 1.2 s for the released models), so that
-            chunk edges do not change the estimates.
-        crossfade_seconds: raised-cosine cross-fade centred on each chunk boundary (at most 2 x context).
-    """
-
-    chunk_seconds: float = 30.0
-    context_seconds: float = 2.5
-    crossfade_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (self.chunk_seconds > 0 and self.context_seconds >= 0 and self.crossfade_seconds >= 0):
-            raise ChunkingError(
-                f"chunking needs chunk_seconds > 0 and context_seconds, crossfade_seconds >= 0; got chunk "
-                f"{self.chunk_seconds} s, context {self.context_seconds} s, cross-fade {self.crossfade_seconds} s"
-            )
-        if self.crossfade_seconds > 2 * self.context_seconds:
-            raise ChunkingError(
-                f"a cross-fade of {self.crossfade_seconds} s reaches beyond a context of {self.context_seconds} s "
-                f"on each side of the chunk: use crossfade_seconds <= 2 x context_seconds"
-            )
 
 
 def chunk_plan(length: int, chunk: int, context: int, crossfade: int) -> list[tuple[int, int, int, int]]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cli import DefaultsHelpFormatter
 from ._optional import exit_if_missing, require
 
 if TYPE_CHECKING:
@@ -447,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m xumx_slicq_v2.slicqfinder",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         epilog=(
             "Oracles: wiener = Wiener-EM (1 iteration, 5000-frame windows) on the true magnitudes; phasemix = true "
             "magnitudes with the mixture phase; irm = ideal ratio mask. Score: global SDR per track and target, "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-SCALES = ("bark", "mel", "cqlog", "vqlog", "linear")
+from xumx_slicq_v2.config import SCALES
 
 #: Step of the numerical differentiation that gives the Q factor of a scale (as in the reference).
 _Q_STEP = 1e-8

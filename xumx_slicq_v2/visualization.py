@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from ._cli import DefaultsHelpFormatter
 from .audio import atomic_path, load_audio, resample
-from .transforms import SCALES, SliCQT, overlap_add
+from .config import SCALES
+
+if TYPE_CHECKING:  # torch loads after the arguments are parsed
+    from .transforms import SliCQT
 
 
 def block_magnitudes_db(transform: SliCQT, audio: np.ndarray) -> list[np.ndarray]:
     """Overlap-added magnitude of every block in dB, channels averaged: list of ``(F_b, frames_b)``."""
+    import torch
+
+    from .transforms import overlap_add
+
     with torch.inference_mode():
         blocks = transform(torch.as_tensor(audio, dtype=torch.float32))
         return [20 * np.log10(overlap_add(b.abs()).mean(0).numpy() + 1e-9) for b in blocks]
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Plot the sliCQT of an audio file: one PNG per block and one overlap-added spectrogram "
         "of the whole file (dB colour scale, time in seconds, frequency in Hz).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--input", required=True, type=Path, help="audio file (any format soundfile reads)")
     parser.add_argument("--out-dir", required=True, type=Path, help="folder for the PNG files")
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dynamic-range", type=float, default=120.0, help="colour range in dB")
     parser.add_argument("--no-blocks", action="store_true", help="only the whole-file spectrogram")
     args = parser.parse_args(argv)
+    from .transforms import SliCQT
 
     audio, rate = load_audio(args.input)
     audio = resample(audio, rate, args.sample_rate)

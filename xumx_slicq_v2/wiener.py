@@ -16,9 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: Regulariser of the Wiener-EM step: machine epsilon of float32, whatever dtype the data have (the published
-#: models were trained and evaluated with this value; the float64 epsilon changes the estimates by up to 10%).
-WIENER_EPS = float(torch.finfo(torch.float32).eps)
+from xumx_slicq_v2.config import WIENER_EPS
 
 
 def unit_phase(mix: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -218,3 +218,13 @@ def test_demo_generator_missing_is_a_clear_error(monkeypatch):
 def test_config_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         check_config(compose_config(overrides))
+
+
+def test_launcher_folder_outside_a_checkout(tmp_path, monkeypatch):
+    """Installed and run elsewhere: no recipes/ folder, the search path is the package's own (no hydra warning)."""
+    assert config_module.recipes_dir() == str(config_module.RECIPES_DIR)  # in this checkout
+    monkeypatch.setattr(config_module, "RECIPES_DIR", tmp_path / "no_checkout" / "recipes" / "cadenza")
+    monkeypatch.chdir(tmp_path)
+    assert config_module.recipes_dir() == str(config_module.CONFIG_DIR)
+    (tmp_path / "recipes" / "cadenza").mkdir(parents=True)
+    assert config_module.recipes_dir() == str(tmp_path / "recipes" / "cadenza")

@@ -1,12 +1,22 @@
-"""Interrupting enhance and re-running gives the uninterrupted outputs, without re-separating finished songs."""
+"""Interrupting enhance and re-running gives the uninterrupted outputs, without re-separating finished songs.
+
+The fault is injected inside the encoder of a file, after its temporary file was written (the FLAC encoder of the
+stems and remixes, soundfile for the separated-stem cache), so the run is interrupted in the middle of an atomic
+write, and the temporary file must not survive it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import soundfile as sf
+from clarity.utils.flac_encoder import FlacEncoder
 
-from cadenza import enhance as enhance_module
 from cadenza.enhance import run_enhance
+
+#: Per song-listener pair, enhance encodes 8 stem FLACs (2 ears x 4 stems), then the remix FLAC.
+ENCODES_PER_PAIR = 9
 
 
 def _tree(exp):
@@ -25,43 +35,65 @@ def _outputs(exp):
     return outputs
 
 
+def _fail_inside(monkeypatch, owner, name: str, path_of, failing_call: int, exception: BaseException) -> list[Path]:
+    """Make the ``failing_call``-th call of ``owner.name`` write its file, then raise ``exception``; returns the
+    paths written so far (the last one is the temporary file the failure interrupted)."""
+    original = getattr(owner, name)
+    written: list[Path] = []
+
+    def write_then_fail(*args, **kwargs):
+        result = original(*args, **kwargs)
+        written.append(Path(path_of(args, kwargs)))
+        if len(written) == failing_call:
+            assert written[-1].is_file() and ".part" in written[-1].name  # a temporary file, on disk
+            raise exception
+        return result
+
+    monkeypatch.setattr(owner, name, write_then_fail)
+    return written
+
+
 @pytest.mark.parametrize(
-    ("failing_write", "exception", "separated_on_rerun"),
+    ("write", "failing_call", "exception", "skipped", "separated_on_rerun"),
     [
-        # stem write 11 = the 3rd stem of pair 2 (song 1, listener 2): song 2 not separated yet
-        (11, RuntimeError("injected failure"), [1]),
-        # stem write 17 = the 1st stem of pair 3 (song 2, listener 1), after song 2 was separated
-        (17, KeyboardInterrupt(), []),
+        # stem FLAC 11 = the 2nd stem of pair 2 (song 1, listener 2): song 2 not separated yet
+        ("stem", ENCODES_PER_PAIR + 2, RuntimeError("injected failure"), 1, [1]),
+        # the remix FLAC of pair 2: its 8 stems are written, the pair is not complete
+        ("remix", 2 * ENCODES_PER_PAIR, KeyboardInterrupt(), 1, [1]),
+        # stem FLAC 19 = the 1st stem of pair 3 (song 2, listener 1), after song 2 was separated
+        ("stem", 2 * ENCODES_PER_PAIR + 1, KeyboardInterrupt(), 2, []),
+        # cached stem WAV 6 = the 2nd separated stem of song 2: its cache is incomplete, song 2 separated again
+        ("separated stem", 6, RuntimeError("injected failure"), 2, [1]),
     ],
 )
 def test_interrupted_enhance_resumes_identically(
-    cad1_root, cad1, config_for, fake_separator, tmp_path, monkeypatch, failing_write, exception, separated_on_rerun
-):
+    cad1_root, cad1, config_for, fake_separator, tmp_path, monkeypatch, write, failing_call, exception, skipped,
+    separated_on_rerun,
+):  # fmt: skip
     reference_exp = tmp_path / "uninterrupted"
     run_enhance(config_for(cad1_root, reference_exp, "separator.model=fake"))
     fake_separator.calls.clear()
 
     exp = tmp_path / "interrupted"
     cfg = config_for(cad1_root, exp, "separator.model=fake")
-    original = enhance_module.write_scaled_stem
-    writes = []
-
-    def write_or_fail(*args, **kwargs):
-        writes.append(args[0])
-        if len(writes) == failing_write:
-            raise exception
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(enhance_module, "write_scaled_stem", write_or_fail)
-    with pytest.raises(type(exception)):
-        run_enhance(cfg)
+    with monkeypatch.context() as patch:
+        if write == "separated stem":  # xumx_slicq_v2.audio.write_audio -> soundfile.write(file, data, ...)
+            written = _fail_inside(patch, sf, "write", lambda args, kwargs: args[0], failing_call, exception)
+        else:  # cadenza.flac_io -> FlacEncoder().encode(samples, rate, output_file)
+            written = _fail_inside(patch, FlacEncoder, "encode", lambda args, kwargs: args[3], failing_call, exception)
+        with pytest.raises(type(exception)):
+            run_enhance(cfg)
     separated_before = len(fake_separator.calls)
-    assert not [path for path in _tree(exp) if ".part" in path.name]  # no temporary file left behind
-    monkeypatch.setattr(enhance_module, "write_scaled_stem", original)
+    assert len(written) == failing_call
+    interrupted = written[-1]
+    assert interrupted.name.endswith(".wav" if write == "separated stem" else ".flac")
+    assert ("remix" in interrupted.name) == (write == "remix")
+    assert not interrupted.exists()  # the interrupted write's temporary file was removed ...
+    assert not [path for path in _tree(exp) if ".part" in path.name]  # ... and no other is left behind
 
     summary = run_enhance(cfg)
 
-    assert summary.skipped == (failing_write - 1) // 8  # the pairs completed before the interruption
+    assert summary.skipped == skipped  # the pairs completed before the interruption
     assert summary.enhanced == 4 - summary.skipped
     assert summary.separated == [cad1.valid_songs[i] for i in separated_on_rerun]
     assert len(fake_separator.calls) == separated_before + len(separated_on_rerun)

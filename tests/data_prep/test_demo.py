@@ -7,7 +7,7 @@ import json
 import pytest
 import soundfile as sf
 
-from data_prep import demo
+from data_prep import demo, layouts
 from data_prep.config import DEMO_PRESET, DatasetPreset
 
 TINY = DatasetPreset(n_train=0, n_valid=1, n_test=1, seconds=1.0, listeners_per_split=2, seed=1)
@@ -19,10 +19,11 @@ def _visible(folder) -> list[str]:
 
 
 def test_default_root(monkeypatch, tmp_path):
+    """Under the working directory (never next to the installed package), or $XUMX_DEMO_DATA (made absolute)."""
     monkeypatch.delenv(demo.DEMO_ROOT_VARIABLE, raising=False)
-    assert demo.default_demo_root() == demo.REPOSITORY_ROOT / "data" / "demo"
-    assert (demo.REPOSITORY_ROOT / "data_prep" / "demo.py").is_file()
-    monkeypatch.setenv(demo.DEMO_ROOT_VARIABLE, str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(tmp_path)
+    assert demo.default_demo_root() == tmp_path / "data" / "demo"
+    monkeypatch.setenv(demo.DEMO_ROOT_VARIABLE, "elsewhere")
     assert demo.default_demo_root() == tmp_path / "elsewhere"
 
 
@@ -48,7 +49,7 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
         (args[0] / "cad1").mkdir(parents=True)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "write_cad1_tree", crash)
+    monkeypatch.setattr(layouts, "write_cad1_tree", crash)  # what the generator calls
     with pytest.raises(KeyboardInterrupt):
         demo.ensure_demo_dataset(root, TINY)
     assert _visible(tmp_path) == []
@@ -107,8 +108,9 @@ def test_parallel_callers_generate_once(tmp_path, monkeypatch):
 
     root = tmp_path / "demo"
     calls = []
-    original = demo.write_cad1_tree
-    monkeypatch.setattr(demo, "write_cad1_tree", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    original = layouts.write_cad1_tree
+    counted = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)  # noqa: E731
+    monkeypatch.setattr(layouts, "write_cad1_tree", counted)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: demo.ensure_demo_dataset(root, TINY), range(3)))
     assert results == [root / "cad1" / "task1"] * 3

@@ -16,9 +16,9 @@ from data_prep.layouts import (
     all_active_spans,
     evaluation_segments,
     track_names,
-    validation_track_names,
     write_musdb_tree,
 )
+from xumx_slicq_v2.data import validation_track_names
 
 FFMPEG_MISSING = shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None
 NEEDS_FFMPEG = pytest.mark.skipif(

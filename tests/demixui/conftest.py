@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 from starlette.applications import Starlette
 
 from data_prep.synth import render_song
-from xumx_slicq_v2.demixui.server import MixerSettings, create_app
+from xumx_slicq_v2.demixui.server import MixerSettings, create_app, serve_in_thread
 from xumx_slicq_v2.hearing import read_listeners
 from xumx_slicq_v2.separator import ChunkingConfig, Separator
 
@@ -75,34 +70,14 @@ class RunningServer:
 
     url: str
     app: Starlette
-    port: int
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rstrip("/").rsplit(":", 1)[1])
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
-
-
-@contextlib.contextmanager
-def running_server(
-    settings: MixerSettings, separator: Separator, listeners_file: Path | None
-) -> Iterator[RunningServer]:
-    listeners = read_listeners(listeners_file) if listeners_file else {}
-    app = create_app(settings, separator, listeners)
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the mixer did not start"
-        time.sleep(0.02)
-    port = sock.getsockname()[1]
-    try:
-        yield RunningServer(f"http://127.0.0.1:{port}/", app, port)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,5 +86,6 @@ def server(songs, listeners_file, separator) -> Iterator[RunningServer]:
     settings = MixerSettings(
         model="demo", input_file=songs["short"], listeners_file=listeners_file, max_upload_bytes=MAX_UPLOAD_BYTES
     )
-    with running_server(settings, separator, listeners_file) as running:
-        yield running
+    app = create_app(settings, separator, read_listeners(listeners_file))
+    with serve_in_thread(app) as url:
+        yield RunningServer(url, app)

@@ -16,8 +16,6 @@ from xumx_slicq_v2.checkpoint import save_model
 from xumx_slicq_v2.data import list_tracks
 from xumx_slicq_v2.model import SOURCES, ModelConfig, build_unmix
 
-museval = pytest.importorskip("museval", reason="museval (and musdb, which needs ffmpeg) are not installed")
-
 
 @pytest.fixture(scope="session")
 def musdb_root(tmp_path_factory):
@@ -43,7 +41,7 @@ class Failing:
 
 
 @pytest.fixture(scope="module")
-def scored(musdb_root, tmp_path_factory):
+def scored(musdb_root, tmp_path_factory, museval):
     """The 2 test songs scored with the mixture baseline and with the noisy-truth oracle."""
     out = tmp_path_factory.mktemp("scores")
     tracks = list_tracks(musdb_root, "test")
@@ -52,7 +50,7 @@ def scored(musdb_root, tmp_path_factory):
     return out, tracks, mixture, oracle
 
 
-def _load_museval_json(path):
+def _load_museval_json(path, museval):
     from jsonschema import validate
 
     frames = json.loads(path.read_text())
@@ -61,13 +59,13 @@ def _load_museval_json(path):
     return frames
 
 
-def test_oracle_scores_far_above_the_mixture_and_files_are_museval_json(scored) -> None:
+def test_oracle_scores_far_above_the_mixture_and_files_are_museval_json(scored, museval) -> None:
     tmp_path, tracks, mixture, oracle = scored
     assert len(tracks) == 2
 
     for track in tracks:
         path = tmp_path / "oracle" / "test" / f"{track.name}.json"
-        frames = _load_museval_json(path)
+        frames = _load_museval_json(path, museval)
         assert sorted(t["name"] for t in frames["targets"]) == sorted(SOURCES)
         assert all(len(t["frames"]) == 3 for t in frames["targets"])  # 3 s, 1 s windows
         # museval's own reader takes the file

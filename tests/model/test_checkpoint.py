@@ -275,8 +275,9 @@ def test_published_names_check_files_placed_by_hand(model_dir: Path, hub: Path, 
 
 
 def test_demo_model(model_dir: Path, tmp_path: Path, monkeypatch):
-    repository = Path(__file__).resolve().parents[2]
-    assert repository / "pretrained" / "demo" == checkpoint.DEMO_DIR
+    package = Path(checkpoint.__file__).resolve().parent
+    assert package / "pretrained" / "demo" == checkpoint.DEMO_DIR  # package data, also in an installed wheel
+    assert (checkpoint.DEMO_DIR / WEIGHTS_NAME).is_file() and (checkpoint.DEMO_DIR / METADATA_NAME).is_file()
     monkeypatch.setattr(checkpoint, "DEMO_DIR", tmp_path / "pretrained" / "demo")
     with pytest.raises(CheckpointError, match="demo weights are produced by the training recipe"):
         load_model("demo")

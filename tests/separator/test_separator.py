@@ -212,7 +212,8 @@ def test_the_least_context_allowed_gives_the_unchunked_result(time_filter_2: int
     separator = Separator(model, ChunkingConfig(0.3, context, 0.5))
     separator.check_chunking()
     assert separator.chunk_lengths()[1] - 4000 - receptive < separator.transform.slice_length // 2  # the least
-    assert (separator(audio) - whole).abs().max() <= 1e-4 * whole.abs().max()
+    # float rounding is ~2e-7 of the peak; one slice of context too few gives ~2e-6 (time_filter_2 = 9)
+    assert (separator(audio) - whole).abs().max() <= 1e-6 * whole.abs().max()
 
 
 def test_one_chunk_needs_no_context() -> None:

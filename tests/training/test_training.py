@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from xumx_slicq_v2 import training
+from xumx_slicq_v2 import trainer, training
 from xumx_slicq_v2.checkpoint import load_model
 from xumx_slicq_v2.data import TrainingDataset, list_tracks
 from xumx_slicq_v2.model import ModelConfig, Unmix
@@ -110,13 +110,13 @@ def test_loss_decreases_on_a_fixed_batch(musdb_root) -> None:
     dataset = TrainingDataset(list_tracks(musdb_root, "train", "train"), seq_dur=1.0, samples_per_track=2, seed=1)
     batch = torch.stack([dataset[index] for index in range(4)])
     mixtures = (item[0] for item in batch)
-    training.set_input_statistics(model, training.input_statistics(transform, mixtures, torch.device("cpu")))
-    runtime = training.Runtime(0, 1, torch.device("cpu"), None)
+    trainer.set_input_statistics(model, trainer.input_statistics(transform, mixtures, torch.device("cpu")))
+    runtime = trainer.Runtime(0, 1, torch.device("cpu"), None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     model.train()
     for _ in range(8):
-        loss = training.batch_loss(model, transform, batch, runtime)
+        loss = trainer.batch_loss(model, transform, batch, runtime)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -132,43 +132,46 @@ def test_bf16_autocast_path_runs_on_cpu(musdb_root) -> None:
     model = Unmix(config, transform.block_shapes).train()
     dataset = TrainingDataset(list_tracks(musdb_root, "train", "train"), seq_dur=1.0, samples_per_track=1)
     batch = torch.stack([dataset[0], dataset[1]])
-    loss = training.batch_loss(model, transform, batch, training.Runtime(0, 1, torch.device("cpu"), torch.bfloat16))
+    loss = trainer.batch_loss(model, transform, batch, trainer.Runtime(0, 1, torch.device("cpu"), torch.bfloat16))
     loss.backward()
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
-    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in model.parameters())
+    gradients = {name: p.grad for name, p in model.named_parameters()}
+    assert [name for name, grad in gradients.items() if grad is None] == []  # every parameter gets one
+    assert all(grad.dtype == torch.float32 and torch.isfinite(grad).all() for grad in gradients.values())
+    assert all(grad.abs().sum() > 0 for name, grad in gradients.items() if "cdaes" in name and "weight" in name)
 
 
 def test_input_statistics_match_a_direct_computation() -> None:
     transform = SliCQT(bins=8)
     generator = torch.Generator().manual_seed(3)
     mixtures = [torch.randn(2, 20000, generator=generator) * scale for scale in (0.1, 0.5)]
-    statistics = training.input_statistics(transform, mixtures, torch.device("cpu"))
+    statistics = trainer.input_statistics(transform, mixtures, torch.device("cpu"))
     for block_index, (mean, std) in enumerate(statistics):
         # (channels-averaged magnitude) with frames = all (slice, coefficient) pairs of both mixtures
         frames = torch.cat(
             [transform(mixture)[block_index].abs().mean(0).flatten(1) for mixture in mixtures], dim=1
         ).double()
         expected_std = frames.std(1, unbiased=False)
-        expected_std = torch.maximum(expected_std, training.STD_FLOOR * expected_std.max())
+        expected_std = torch.maximum(expected_std, trainer.STD_FLOOR * expected_std.max())
         torch.testing.assert_close(mean.double(), frames.mean(1), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(std.double(), expected_std, rtol=1e-4, atol=1e-7)
 
     # two processes with one mixture each, moments summed (as the all-reduce does): the same statistics
     other: dict[str, torch.Tensor] = {}
-    training.input_statistics(transform, mixtures[1:], torch.device("cpu"), combine=lambda m: other.setdefault("m", m))
-    sharded = training.input_statistics(transform, mixtures[:1], torch.device("cpu"), combine=lambda m: m + other["m"])
+    trainer.input_statistics(transform, mixtures[1:], torch.device("cpu"), combine=lambda m: other.setdefault("m", m))
+    sharded = trainer.input_statistics(transform, mixtures[:1], torch.device("cpu"), combine=lambda m: m + other["m"])
     for (mean, std), (shard_mean, shard_std) in zip(statistics, sharded):
         torch.testing.assert_close(shard_mean, mean)
         torch.testing.assert_close(shard_std, std)
 
     model = Unmix(ModelConfig(bins=8, hidden_size_1=4, hidden_size_2=4), transform.block_shapes)
-    training.set_input_statistics(model, statistics)
+    trainer.set_input_statistics(model, statistics)
     torch.testing.assert_close(model.sliced_umx[0].input_mean.data, -statistics[0][0])
     torch.testing.assert_close(model.sliced_umx[0].input_scale.data, 1 / statistics[0][1])
 
 
 def test_early_stopping_counts_bad_epochs_and_stops_on_nan() -> None:
-    stopper = training.EarlyStopping(patience=2)
+    stopper = trainer.EarlyStopping(patience=2)
     assert not stopper.step(1.0, 1)
     assert not stopper.step(1.0, 2)  # not strictly better
     assert stopper.num_bad_epochs == 1
@@ -176,13 +179,13 @@ def test_early_stopping_counts_bad_epochs_and_stops_on_nan() -> None:
     assert (stopper.best, stopper.best_epoch, stopper.num_bad_epochs) == (0.5, 3, 0)
     assert not stopper.step(0.7, 4)
     assert stopper.step(0.6, 5)
-    assert training.EarlyStopping(patience=100).step(float("nan"), 1)
+    assert trainer.EarlyStopping(patience=100).step(float("nan"), 1)
 
 
 def test_rng_states_round_trip() -> None:
-    states = training.rng_states()
+    states = trainer.rng_states()
     expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
-    training.set_rng_states(states)
+    trainer.set_rng_states(states)
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])  # noqa: NPY002
     assert random.random() == expected[2]

@@ -108,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
     import webbrowser
 
+    from ..config import ChunkingConfig
     from ..hearing import AudiogramError, read_listeners
-    from ..separator import ChunkingConfig, Separator
+    from ..separator import Separator
 
     for module in ("starlette", "uvicorn", "websockets"):
         require(module, extra="ui", purpose="the web mixer")

@@ -17,12 +17,15 @@ import logging
 import secrets
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -173,15 +176,40 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
     return app
 
 
+def uvicorn_server(app: Starlette) -> uvicorn.Server:
+    """The uvicorn server of ``app`` (websockets; page messages of at most 1 MiB)."""
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", lifespan="on", ws_max_size=1 << 20))
+
+
 async def serve(app: Starlette, sock: socket.socket, on_ready: Callable[[], None] | None = None) -> None:
     """Serve ``app`` on the listening socket ``sock`` until interrupted; ``on_ready()`` once it accepts."""
-    import uvicorn
-
-    config = uvicorn.Config(app, log_level="warning", ws="auto", lifespan="on", ws_max_size=1 << 20)
-    server = uvicorn.Server(config)
+    server = uvicorn_server(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if server.started and on_ready is not None:
         on_ready()
     await task
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Starlette, host: str = "127.0.0.1", timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` on a free port of ``host`` from a background thread (tests, benchmarks, notebooks).
+
+    Yields the page's address once the server accepts connections; stops the server on exit.
+    """
+    sock = socket.create_server((host, 0))
+    server = uvicorn_server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="demixui server")
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web mixer's server did not start")
+            time.sleep(0.02)
+        yield f"http://{host}:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()

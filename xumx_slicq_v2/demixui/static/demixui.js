@@ -630,7 +630,7 @@ function setUp() {
     if (target.tagName === "INPUT" && target.type === "text") return;
     if (target.tagName === "SELECT" || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.code === "Space") {
-      event.preventDefault();
+      event.preventDefault(); // also keeps a focused button or box from being pressed by it
       togglePlay();
       return;
     }
@@ -639,12 +639,6 @@ function setUp() {
     if (strip) {
       event.preventDefault();
       toggle(event.shiftKey ? strip.solo : strip.mute);
-    }
-  });
-  // space on a focused button or box plays/pauses only: stop its own activation (which happens on key up)
-  document.addEventListener("keyup", (event) => {
-    if (event.code === "Space" && ["BUTTON", "INPUT"].includes(event.target.tagName) && event.target.type !== "text") {
-      event.preventDefault();
     }
   });
   drawAudiogram();
