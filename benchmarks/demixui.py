@@ -25,11 +25,7 @@ from pathlib import Path
 import soundfile as sf
 from websockets.sync.client import connect
 
-from data_prep.synth import render_song
-from xumx_slicq_v2.demixui.server import MixerSettings, create_app, serve_in_thread
-from xumx_slicq_v2.demixui.sessions import FRAME_HEADER, HEARD_FRAME, STEMS_FRAME
 from xumx_slicq_v2.hearing import Audiogram, Listener
-from xumx_slicq_v2.separator import ChunkingConfig, Separator
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 #: A moderate sloping loss at the CAD1 frequencies (dB HL).
@@ -43,6 +39,8 @@ LISTENER = Listener(
 def measure(url: str, song: Path) -> dict[str, float]:
     """Seconds from the upload's start to the first and last stem frames; from choosing the listener to its
     last heard frame."""
+    from xumx_slicq_v2.demixui.sessions import FRAME_HEADER, HEARD_FRAME, STEMS_FRAME  # torch, after parsing
+
     with connect(url.replace("http://", "ws://") + "ws", max_size=None) as ws:
         session = json.loads(ws.recv())["session"]
         started = time.perf_counter()
@@ -89,6 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-seconds", type=float, nargs="+", default=[2.0, 4.0])
     parser.add_argument("--out", type=Path, default=REPOSITORY / "exp" / "benchmarks")
     args = parser.parse_args(argv)
+    from data_prep.synth import render_song
+    from xumx_slicq_v2.config import ChunkingConfig
+    from xumx_slicq_v2.demixui.server import MixerSettings, create_app, serve_in_thread
+    from xumx_slicq_v2.separator import Separator
+
     with tempfile.TemporaryDirectory() as folder:
         song = Path(folder) / "song.wav"
         sf.write(song, sum(render_song(1, args.seconds).values()).T, 44100, subtype="PCM_16")

@@ -41,6 +41,7 @@ COMMANDS = (
     "cadenza.test",
     "cadenza.report",
     "benchmarks/cadenza.py",
+    "benchmarks/demixui.py",
     "benchmarks/help.py",
     "benchmarks/model.py",
     "benchmarks/separate.py",
