@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 SECONDS = 0.4
 
 #: Runs the hydra command ``cadenza.<command>`` in this process, after making call number ``at`` of ``target``
-#: (``module:attribute``, e.g. ``cadenza.flac_io:FlacEncoder.encode``) send ``signal`` to the process itself once
-#: the call has returned (for the FLAC encoder: its temporary file written, not yet renamed).
+#: (``module:attribute``, e.g. ``clarity.utils.flac_encoder:FlacEncoder.encode``) send ``signal`` to the process
+#: itself once the call has returned (for the FLAC encoder: its temporary file written, not yet renamed).
 #: Arguments: signal name, call number, target, command, hydra overrides...
 KILLER = """
 import functools, importlib, os, signal, sys
@@ -113,7 +113,7 @@ def test_killed_enhance_and_evaluate_resume_to_the_clean_outputs(
     exp = tmp_path / "exp"
     overrides = _overrides(short_tree, exp)
     # enhance: killed while writing the 3rd stem of the 2nd pair (its temporary FLAC written, not yet renamed)
-    _killed(kill_signal, 8 + 3, "cadenza.flac_io:FlacEncoder.encode", "enhance", overrides)
+    _killed(kill_signal, 8 + 3, "clarity.utils.flac_encoder:FlacEncoder.encode", "enhance", overrides)
     temporaries = [path for path in exp.rglob("*") if is_temporary(path)]
     assert len(temporaries) == (0 if kill_signal == signal.SIGTERM else 1)
     assert len(list(exp.rglob("progress/**/*.json"))) == 1  # one pair finished
