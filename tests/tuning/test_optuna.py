@@ -97,7 +97,7 @@ def test_a_killed_worker_resumes_and_a_second_worker_shares_the_study(musdb_root
         return _flags(musdb_root, tmp_path, storage, "shared", n_trials=n_trials, epochs=2)
 
     first = _worker(flags(2))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     killed = None
     while killed is None:  # kill the worker once its first trial has reported epoch 1 (mid-trial)
         assert first.poll() is None, first.communicate()[0][-3000:]
