@@ -50,8 +50,9 @@ def _overrides(root: Path, exp: Path) -> list[str]:
     return [f"path.root={root}", f"path.exp_folder={exp}", "separator.model=oracle"]
 
 
-#: evaluate scores the two songs for one listener (2 pairs); enhance writes all 4 pairs.
-EVALUATE_OVERRIDES = ["evaluate.listeners=[L5001]"]
+#: evaluate scores the two songs for one listener (2 pairs, in this process: the hook counts its HAAQI calls);
+#: enhance writes all 4 pairs.
+EVALUATE_OVERRIDES = ["evaluate.listeners=[L5001]", "evaluate.jobs=1"]
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from clarity.utils.signal_processing import resample
-from omegaconf import OmegaConf
 
 from cadenza import evaluate as evaluate_module
+from cadenza.config import ConfigError
 from cadenza.enhance import EnhanceError, run_enhance
 from cadenza.evaluate import evaluate_settings, run_evaluate
 from cadenza.layout import ExpLayout
@@ -25,9 +25,10 @@ from xumx_slicq_v2.provenance import ProvenanceError, write_record
 
 @pytest.fixture(scope="module")
 def single_run(cad1_root, config_for, fake_registrar, tmp_path_factory):
-    """Enhance twice (the second a no-op) and evaluate once, with a counting fake separator."""
+    """Enhance twice (the second a no-op) and evaluate once (one job, the fast HAAQI), with a counting fake
+    separator."""
     exp = tmp_path_factory.mktemp("single") / "exp"
-    cfg = config_for(cad1_root, exp, "separator.model=fake")
+    cfg = config_for(cad1_root, exp, "separator.model=fake", "evaluate.jobs=1")
     with pytest.MonkeyPatch.context() as patcher:
         fake = fake_registrar(patcher)
         first = run_enhance(cfg)
@@ -125,6 +126,78 @@ def test_evaluate_rerun_skips_scored_pairs(single_run, fake_separator, monkeypat
     assert single_run["scores"].read_bytes() == before
 
 
+def _exp_with_enhanced_pairs(single_run, tmp_path):
+    """A copy of the single run's exp folder without its scores and report (the enhanced pairs kept)."""
+    exp = tmp_path / "exp"
+    shutil.copytree(single_run["exp"], exp)
+    for path in [*exp.glob("scores*"), *exp.glob("report.*")]:
+        path.unlink()
+    return exp
+
+
+def test_two_jobs_write_the_scores_of_one(single_run, cad1_root, config_for, fake_separator, tmp_path):
+    exp = _exp_with_enhanced_pairs(single_run, tmp_path)
+    assert run_evaluate(config_for(cad1_root, exp, "separator.model=fake", "evaluate.jobs=2")) == exp / "scores.csv"
+    assert (exp / "scores.csv").read_bytes() == single_run["scores"].read_bytes()
+    assert json.loads((exp / "report.json").read_text())["pairs"] == 4
+
+
+def test_pyclarity_engine_writes_the_same_scores(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
+    """pyclarity's HAAQI, 2 jobs, one listener's pairs: the single run's rows of that listener, byte for byte."""
+    exp = _exp_with_enhanced_pairs(single_run, tmp_path)
+    listener = cad1.valid_listeners[1]
+    overrides = ["separator.model=fake", "evaluate.haaqi=pyclarity", "evaluate.jobs=2"]
+    overrides.append(f"evaluate.listeners=[{listener}]")
+    scores = run_evaluate(config_for(cad1_root, exp, *overrides))
+    header, *rows = single_run["scores"].read_text().splitlines(keepends=True)
+    expected = [header, *(row for row in rows if next(csv.reader([row]))[1] == listener)]
+    assert len(expected) == 1 + len(cad1.valid_songs)
+    assert scores.read_text() == "".join(expected)
+    assert json.loads((exp / "scores.settings.json").read_text())["haaqi"] == "pyclarity"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("evaluate.haaqi=clarity", "evaluate.haaqi='clarity' must be one of fast, pyclarity"),
+        ("evaluate.jobs=0", "evaluate.jobs=0 must be a positive number of worker processes or auto"),
+        ("evaluate.jobs=many", "evaluate.jobs='many' must be a positive number of worker processes or auto"),
+    ],
+)
+def test_bad_engine_or_jobs_is_refused(single_run, cad1_root, config_for, fake_separator, tmp_path, override, message):
+    exp = _exp_with_enhanced_pairs(single_run, tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_evaluate(config_for(cad1_root, exp, "separator.model=fake", override))
+    assert not list(exp.glob("scores*"))
+
+
+def test_worker_error_names_the_pair(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
+    """A pair that fails in a worker stops the run with its error and the pair's name; earlier rows are kept."""
+    exp = _exp_with_enhanced_pairs(single_run, tmp_path)
+    song, listener = cad1.valid_songs[1], cad1.valid_listeners[0]  # the 3rd pair of the plan (songs outer)
+    broken = ExpLayout(exp).remix_flac(listener, song)
+    broken.write_bytes(b"fLaC but not really")
+    with pytest.raises(Exception, match=re.escape(str(broken))) as failure:
+        run_evaluate(config_for(cad1_root, exp, "separator.model=fake", "evaluate.jobs=2"))
+    assert f"while scoring song {song!r} for listener {listener!r}" in failure.value.__notes__
+    lines = (exp / "scores.csv").read_text().splitlines(keepends=True)
+    assert lines == single_run["scores"].read_text().splitlines(keepends=True)[:3]
+
+
+def test_auto_jobs_follow_cores_and_memory(monkeypatch):
+    from cadenza import evaluate_pool
+
+    monkeypatch.setattr(evaluate_pool, "usable_cores", lambda: 16)
+    monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: 64 * 1024)
+    per_worker = evaluate_pool.worker_memory_mib(240, "pyclarity")
+    assert evaluate_pool.auto_jobs(240, "pyclarity") == int(0.8 * 64 * 1024 // per_worker) < 16
+    assert evaluate_pool.auto_jobs(240, "fast") == 16
+    monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: 100.0)
+    assert evaluate_pool.auto_jobs(240, "fast") == 1
+    monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: None)
+    assert evaluate_pool.auto_jobs(240, "fast") == 16
+
+
 def test_two_batches_merged_equal_single_run(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
     exp = tmp_path / "exp"
     configs = [
@@ -164,22 +237,19 @@ def test_evaluate_rerun_with_other_settings_is_refused(single_run, cad1_root, co
     shutil.copytree(single_run["exp"], exp)
     scores, record = exp / "scores.csv", exp / "scores.settings.json"
     before = scores.read_bytes()
-    assert json.loads(record.read_text())["haaqi"] == "pyclarity"
+    assert json.loads(record.read_text())["haaqi"] == "fast"
 
-    def rerun(*overrides, haaqi=None):
-        cfg = config_for(cad1_root, exp, "separator.model=fake", *overrides)
-        if haaqi is not None:
-            OmegaConf.update(cfg, "evaluate.haaqi", haaqi, force_add=True)
-        return run_evaluate(cfg)
+    def rerun(*overrides):
+        return run_evaluate(config_for(cad1_root, exp, "separator.model=fake", *overrides))
 
-    for overrides, haaqi, differs in (
-        (["evaluate.set_random_seed=false"], None, "set_random_seed: recorded true, now false"),
-        ([], "fast", 'haaqi: recorded "pyclarity", now "fast"'),
-        (["nalr.nfir=110"], None, "enhance.nalr.nfir: recorded 220, now 110"),
+    for overrides, differs in (
+        (["evaluate.set_random_seed=false"], "set_random_seed: recorded true, now false"),
+        (["evaluate.haaqi=pyclarity"], 'haaqi: recorded "fast", now "pyclarity"'),
+        (["nalr.nfir=110"], "enhance.nalr.nfir: recorded 220, now 110"),
     ):
         message = f"{record}: its outputs were made with other settings ({differs}). Use another path.exp_folder"
         with pytest.raises(ProvenanceError, match=re.escape(message)):
-            rerun(*overrides, haaqi=haaqi)
+            rerun(*overrides)
         assert scores.read_bytes() == before  # the old rows are neither kept for the new settings nor lost
     record.unlink()
     with pytest.raises(ProvenanceError, match=re.escape(f"{scores}: no record of the settings its rows were made")):
