@@ -6,8 +6,8 @@ and a noisy, low-passed processed signal (moderate loss, equalisation 1, numpy s
 CPU seconds of the call per second of audio, the ratio pyclarity / ours, the peak RSS of the process (warm-up and
 imports included), and whether the two scores are equal bit for bit. Then the projected wall time of a full CAD1
 validation evaluation: 14 songs x 50 listeners x 10 calls on 4-minute songs, on ``--cores`` cores, with as many
-workers as the cores and ``--memory-gb`` allow (peak RSS of the longest measured duration, scaled linearly to 240 s
-when 240 s was not measured).
+workers as the cores and ``--memory-gb`` allow (the peak RSS at 240 s: measured, or extrapolated on the line through
+the two longest runs).
 
     python benchmarks/haaqi.py                          # 10, 60 and 240 s (240 s pyclarity: ~12 GB, minutes)
     python benchmarks/haaqi.py --durations 10 60 --cores 16 --memory-gb 64
@@ -102,21 +102,37 @@ def measure_in_subprocess(engine: str, seconds: float) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def peak_gb_at(runs: list[dict], seconds: float) -> tuple[float, str]:
+    """Peak RSS (GB) at ``seconds`` of audio: measured, or extrapolated on the line through the two longest runs
+    (one run: proportional); with how it was obtained."""
+    for r in runs:
+        if r["seconds"] == seconds:
+            return r["peak_rss_mb"] / 1024, "measured"
+    if len(runs) == 1:
+        r = runs[0]
+        return r["peak_rss_mb"] / 1024 * seconds / r["seconds"], f"scaled from {r['seconds']:g} s"
+    a, b = runs[-2], runs[-1]
+    slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["seconds"] - a["seconds"])
+    peak = b["peak_rss_mb"] + slope * (seconds - b["seconds"])
+    return peak / 1024, f"extrapolated from {a['seconds']:g} and {b['seconds']:g} s"
+
+
 def projection(results: list[dict], engine: str, cores: int, memory_gb: float) -> dict:
-    """Wall hours of the CAD1 validation evaluation with ``engine`` on ``cores`` cores and ``memory_gb``."""
+    """Wall hours of the CAD1 validation evaluation with ``engine`` on ``cores`` cores and ``memory_gb``: CPU time
+    at the longest run's CPU-s per audio-s, as many single-thread workers as cores and memory allow."""
     runs = sorted((r for r in results if r["engine"] == engine), key=lambda r: r["seconds"])
-    longest = runs[-1]
     song = CAD1_VALID["song_seconds"]
-    peak_gb = longest["peak_rss_mb"] / 1024 * (1 if longest["seconds"] == song else song / longest["seconds"])
+    peak_gb, memory_from = peak_gb_at(runs, song)
     workers = max(1, min(cores, int(memory_gb // peak_gb)))
     calls = CAD1_VALID["songs"] * CAD1_VALID["listeners"] * CAD1_VALID["calls_per_pair"]
-    cpu_hours = calls * song * longest["cpu_s_per_audio_s"] / 3600
+    cpu_hours = calls * song * runs[-1]["cpu_s_per_audio_s"] / 3600
     return {
         "cpu_hours": cpu_hours,
+        "cpu_from_seconds": runs[-1]["seconds"],
         "peak_gb_per_worker": peak_gb,
+        "memory_from": memory_from,
         "workers": workers,
         "wall_hours": cpu_hours / workers,
-        "from_seconds": longest["seconds"],
     }
 
 
@@ -168,11 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{memory_gb:.0f} GB:"
     )
     for engine, p in projections.items():
-        scaled = (
-            "" if p["from_seconds"] == CAD1_VALID["song_seconds"] else f" (scaled from the {p['from_seconds']:g} s run)"
-        )
         print(
-            f"  {engine:>9}: {p['cpu_hours']:.1f} CPU-h, {p['peak_gb_per_worker']:.1f} GB per worker{scaled}, "
+            f"  {engine:>9}: {p['cpu_hours']:.1f} CPU-h, "
+            f"{p['peak_gb_per_worker']:.1f} GB per worker ({p['memory_from']}), "
             f"{p['workers']} worker(s): {p['wall_hours']:.1f} h wall"
         )
     args.out.mkdir(parents=True, exist_ok=True)

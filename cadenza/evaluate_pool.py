@@ -98,7 +98,7 @@ def _init_worker(parent: int) -> None:
 
 
 def _name(task: Sequence) -> str:
-    song, listener = task[0], task[1]
+    song, listener = task[0], task[1] if len(task) > 1 else None
     return f"song {getattr(song, 'name', song)!r} for listener {getattr(listener, 'id', listener)!r}"
 
 
@@ -150,32 +150,42 @@ def _score_in_pool(score, tasks, jobs, write_row, bar) -> None:
         initargs=(os.getpid(),),
     )
     finished = False
+    futures: dict = {}
     try:
         futures = {executor.submit(score, *task): index for index, task in enumerate(tasks)}
         pending, ready, next_index = set(futures), {}, 0
+        failure: tuple[int, BaseException] | None = None  # the earliest failed task: raised once those before it end
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=futures.get):
+            for future in done:
                 index = futures[future]
                 try:
                     ready[index] = future.result()
                 except BrokenProcessPool as err:
-                    raise WorkerDiedError(
-                        f"a worker process ended without a result while pairs from {_name(tasks[next_index])} on "
-                        "were being scored (killed by the system, e.g. out of memory?); the rows written so far "
-                        "are kept: rerun with a lower evaluate.jobs"
-                    ) from err
+                    died = WorkerDiedError(
+                        f"a worker process ended without a result while pairs from {_name(tasks[index])} on were "
+                        "being scored (killed by the system, e.g. out of memory?); the rows written so far are "
+                        "kept: rerun with a lower evaluate.jobs"
+                    )
+                    died.__cause__ = err
+                    failure = (index, died) if failure is None or index < failure[0] else failure
+                    continue
                 except Exception as err:
-                    raise _noted(err, tasks[index]) from None
+                    failure = (index, err) if failure is None or index < failure[0] else failure
+                    continue
                 if bar is not None:
                     bar.update(1)
             while next_index in ready:
                 write_row(ready.pop(next_index))
                 next_index += 1
+            if failure is not None:  # finish the tasks before it (their rows are written), drop the others
+                pending = {future for future in pending if futures[future] < failure[0]}
+        if failure is not None:
+            raise _noted(failure[1], tasks[failure[0]])
         finished = True
     finally:
         if not finished:  # an error, SIGTERM or Ctrl-C: stop the workers now
-            for future in futures if "futures" in locals() else ():
+            for future in futures:
                 future.cancel()
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.kill()

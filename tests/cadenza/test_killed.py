@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -38,6 +40,8 @@ def hooked(*args, **kwargs):
     result = original(*args, **kwargs)
     calls.append(None)
     if len(calls) == int(at):
+        import multiprocessing
+        print("workers:", *[child.pid for child in multiprocessing.active_children()], file=sys.stderr, flush=True)
         os.kill(os.getpid(), getattr(signal, name))
     return result
 setattr(owner, attribute, hooked)
@@ -98,12 +102,28 @@ def _outputs(exp: Path) -> dict[Path, bytes]:
     return outputs
 
 
-def _killed(kill_signal: signal.Signals, at: int, target: str, command: str, overrides: list[str]) -> None:
+def _killed(kill_signal: signal.Signals, at: int, target: str, command: str, overrides: list[str]) -> list[int]:
+    """Run and kill the command (see :data:`KILLER`); returns the pids of its worker processes at the kill."""
     command = [sys.executable, "-c", KILLER, kill_signal.name, str(at), target, command, *overrides]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     expected = 128 + kill_signal if kill_signal == signal.SIGTERM else -kill_signal
     assert result.returncode == expected, result.stderr[-3000:]
+    listed = re.findall(r"workers:((?: \d+)*)", result.stderr)  # may follow a progress bar's carriage return
+    return [int(pid) for pid in listed[-1].split()] if listed else []
+
+
+def _gone(pid: int, seconds: float = 20.0) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 @pytest.mark.slow
@@ -143,3 +163,24 @@ def test_killed_enhance_and_evaluate_resume_to_the_clean_outputs(
     assert _outputs(exp) == _outputs(clean_run)  # also the submission zip, byte for byte
     with zipfile.ZipFile(exp / "submission_T001.zip") as archive:
         assert not [name for name in archive.namelist() if "/." in name]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("kill_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_parallel_evaluate_leaves_no_worker_and_resumes(
+    kill_signal, short_tree, clean_run, config_for, tmp_path
+):
+    """evaluate.jobs=2 killed right after its first row: no worker survives it, the row is kept, and a rerun
+    writes the scores of the clean (one-job) run."""
+    exp = tmp_path / "exp"
+    overrides = _overrides(short_tree, exp)
+    run_enhance(config_for(short_tree, exp, *overrides[2:]))
+    parallel = ["evaluate.listeners=[L5001]", "evaluate.jobs=2"]
+    workers = _killed(kill_signal, 1, "cadenza.scores:ScoresFile.add", "evaluate", [*overrides, *parallel])
+    assert len(workers) == 2
+    assert all(_gone(pid) for pid in workers), "a worker process outlived the killed evaluate"
+    assert len((exp / "scores.csv").read_text().splitlines()) == 1 + 1
+    assert not [path for path in exp.rglob("*") if is_temporary(path)]
+    run_evaluate(config_for(short_tree, exp, *overrides[2:], *parallel))
+    assert (exp / "scores.csv").read_bytes() == (clean_run / "scores.csv").read_bytes()
