@@ -25,10 +25,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: Peak memory of one worker scoring a pair (MiB): a fixed part (interpreter, numpy, scipy, numba, the songs'
-#: stems) plus a part per second of song, per HAAQI engine (measured with ``benchmarks/haaqi.py``, rounded up).
-WORKER_BASE_MIB = {"fast": 400, "pyclarity": 700}
-WORKER_MIB_PER_SECOND = {"fast": 8, "pyclarity": 50}
+#: Planned peak memory of one worker scoring a pair (MiB): a fixed part (interpreter, numpy, scipy, numba) plus a
+#: part per second of song, per HAAQI engine. ``benchmarks/haaqi.py`` measures a call's peak RSS at about
+#: 290 MiB + 14 MiB/s (fast) and 225 MiB + 46 MiB/s (pyclarity); the worker also holds a stem and the enhanced
+#: signals (about 2 MiB/s): rounded up.
+WORKER_BASE_MIB = {"fast": 500, "pyclarity": 500}
+WORKER_MIB_PER_SECOND = {"fast": 16, "pyclarity": 50}
 
 #: Share of the available memory the workers may plan to use.
 MEMORY_SHARE = 0.8
