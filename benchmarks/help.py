@@ -42,6 +42,7 @@ COMMANDS = (
     "cadenza.report",
     "benchmarks/cadenza.py",
     "benchmarks/demixui.py",
+    "benchmarks/haaqi.py",
     "benchmarks/help.py",
     "benchmarks/model.py",
     "benchmarks/separate.py",
