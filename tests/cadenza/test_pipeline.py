@@ -191,7 +191,7 @@ def test_auto_jobs_follow_cores_and_memory(monkeypatch):
     monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: 64 * 1024)
     per_worker = evaluate_pool.worker_memory_mib(240, "pyclarity")
     assert evaluate_pool.auto_jobs(240, "pyclarity") == int(0.8 * 64 * 1024 // per_worker) < 16
-    assert evaluate_pool.auto_jobs(240, "fast") == 16
+    assert evaluate_pool.auto_jobs(60, "fast") == 16
     monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: 100.0)
     assert evaluate_pool.auto_jobs(240, "fast") == 1
     monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: None)
