@@ -137,5 +137,5 @@ def test_default_command_runs_the_main_job_on_the_demo_data(docker, tmp_path):
     result = docker.run(volumes={out: f"{WORKDIR}/exp"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert len(read_rows(out / RUN / "scores.csv")) == 9
-    assert {"report.json", "report.png", "scores_1-2.csv", "scores_2-2.csv"} <= {p.name for p in (out / RUN).iterdir()}
+    assert {"report.json", "report.png", "scores.csv"} <= {p.name for p in (out / RUN).iterdir()}
     assert _owners(out) == {docker.user}
