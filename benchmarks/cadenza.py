@@ -5,11 +5,13 @@ Runs the documented command lines (``python -m cadenza.<step>``; several workers
 
 1. ``cadenza.demix``: each song separated once (the cost paid once per song, not per pair);
 2. ``cadenza.enhance`` with each worker count (outputs removed between counts; the stem cache is kept);
-3. ``cadenza.evaluate`` likewise (HAAQI dominates: ~10 calls per pair, ~0.8 CPU-s per second of audio);
+3. ``cadenza.evaluate`` likewise, one process per shard (``evaluate.jobs=1``; HAAQI dominates: 10 calls per pair,
+   ~0.15 CPU-s per second of audio with ``evaluate.haaqi=fast``, ~1 with ``pyclarity``);
 4. a re-run of enhance with everything complete: the fixed cost of starting a command (imports, hydra).
 
 Prints a table and writes ``exp/benchmarks/cadenza.json``. On the demo dataset (3 songs x 4 listeners, 20 s songs)
-evaluate takes about half an hour of CPU per worker count; ``--listeners 1`` or ``--small-test`` shorten it.
+evaluate takes a few minutes of CPU per worker count (pyclarity's HAAQI: about half an hour); ``--listeners 1`` or
+``--small-test`` shorten it.
 
     python benchmarks/cadenza.py                                   # oracle separator (no weights needed)
     python benchmarks/cadenza.py --separator xumx_slicq_v2 --weights demo --workers 1 2
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         f"separator.weights={args.weights}",
         f"path.exp_folder={exp}",
         f"evaluate.small_test={str(args.small_test).lower()}",
+        "evaluate.jobs=1",  # the workers are the shards
     ]
     if args.root is not None:
         overrides.append(f"path.root={args.root}")
