@@ -9,6 +9,11 @@ weights is refused rather than reused. Parallel jobs lock a song while separatin
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import json
 import logging
 from pathlib import Path

@@ -10,6 +10,11 @@ interrupted run resumes where it stopped and gives the same files.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING

@@ -16,6 +16,11 @@ when sharded); pairs already in the file are skipped. A single-batch run ends wi
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import hashlib
 import logging
 from pathlib import Path

@@ -8,6 +8,11 @@ run's (their ``scores_<i>-<N>.settings.json``) are refused, naming the setting t
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import logging
 from pathlib import Path
 

@@ -9,6 +9,11 @@ When every batch is complete, ``enhanced_signals/evaluation`` is zipped to ``<ex
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config_test")
+
 import logging
 import zipfile
 from pathlib import Path
