@@ -68,8 +68,14 @@ Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _museval():
-    """museval (musdb, which it imports, needs an ffmpeg executable on PATH)."""
-    return require("museval", extra="musdb", purpose="BSSEval scoring")
+    """museval (musdb, which it imports, needs the ffmpeg and ffprobe executables on PATH)."""
+    return require(
+        "museval",
+        extra="musdb",
+        purpose="BSSEval scoring",
+        executables=("ffmpeg", "ffprobe"),
+        executables_remedy="install ffmpeg (for example: sudo apt-get install ffmpeg)",
+    )
 
 
 def bss_eval(references: np.ndarray, estimates: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, dict]:

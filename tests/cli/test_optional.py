@@ -75,3 +75,28 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(tmp_path, realtime_dir
         "pip install 'xumx-slicq-v2[onnx]'"
     )
     assert not (tmp_path / "song").exists()
+
+
+def test_require_names_a_missing_executable_before_importing() -> None:
+    with pytest.raises(MissingDependency) as caught:
+        require("json_not_imported_xyz", extra="musdb", purpose="scoring", executables=("sh", "no-such-program-xyz"))
+    assert str(caught.value) == (
+        "scoring needs json_not_imported_xyz, which cannot be imported (it needs the no-such-program-xyz "
+        "executable, not found on PATH): install no-such-program-xyz"
+    )
+    assert require("json", extra="unused", executables=("sh",)).dumps([]) == "[]"
+
+
+def test_evaluation_without_ffmpeg_says_to_install_it(tmp_path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path), "PYTHONPATH": str(REPO)}  # no executable at all on PATH
+    out = tmp_path / "out"
+    args = ["--musdb-root", str(tmp_path), "--baseline", "mixture", "--out-dir", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "xumx_slicq_v2.evaluation", *args], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: BSSEval scoring needs museval, which cannot be imported (it needs the ffmpeg and ffprobe "
+        "executables, not found on PATH): install ffmpeg (for example: sudo apt-get install ffmpeg)\n"
+    )
+    assert not out.exists()
