@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,17 @@ def test_defaults_are_shown_once() -> None:
     result = HELP.run_help("xumx_slicq_v2.evaluation")
     assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
     assert result.stdout.count("(default: $MUSDB_PATH)") == 1 and "(default: test)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [c for c in HELP.existing_commands() if not c.startswith("cadenza.") or c == "cadenza.report"]
+)
+def test_no_option_shows_its_default_twice(command: str) -> None:
+    result = HELP.run_help(command)
+    options = re.split(r"\n {2,}(?=-)", result.stdout)  # one entry per option (its help may wrap)
+    doubled = [entry.split()[0] for entry in options if entry.count("(default:") > 1]
+    empty = [entry.split()[0] for entry in options if re.search(r"\(default: (None|False)\)", entry)]
+    assert doubled == [] and empty == [], result.stdout
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
