@@ -190,6 +190,14 @@ def test_outputs_of_other_settings_are_redone(tmp_path, realtime_dir, offline_di
     assert main([*args, "--model", str(realtime_dir), "--stems", "vocals"]) == 0
     assert_stems(out / "song", ["vocals"], 16000, 16000, 2)
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
+    capsys.readouterr()
+    # another duration, then another sample format under the same file names: rewritten
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5", "--duration", "0.25"]) == 0
+    assert "duration: recorded null, now 0.25" in capsys.readouterr().err
+    assert_stems(out / "song", STEMS, 4000, 16000, 2)
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5", "--duration", "0.25", "--bits", "16"]) == 0
+    assert 'bits: recorded "float", now "16"' in capsys.readouterr().err
+    assert {sf.info(str(out / "song" / f"{name}.wav")).subtype for name in STEMS} == {"PCM_16"}
     (out / "song" / RECORD_NAME).unlink()  # outputs without a record (an older version's) are redone
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
     assert "no record of the settings that made them" in capsys.readouterr().err
