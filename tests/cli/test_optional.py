@@ -38,8 +38,10 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def run_blocked(blocked: str, module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BLOCKED_MODULES": blocked, "PYTHONPATH": str(REPO)}
+def run_blocked(
+    blocked: str, module: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}), "BLOCKED_MODULES": blocked, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-c", BLOCKING_RUNNER, module, *args], capture_output=True, text=True, env=env
     )
@@ -142,3 +144,15 @@ def test_every_optional_extra_is_one_line_and_exit_2(case, tmp_path, tiny_musdb,
     assert last.startswith(f"error: {purpose}")
     assert last.endswith(f"is not installed: pip install 'xumx-slicq-v2[{extra}]'")
     assert not (tmp_path / "records.json").exists() and not (tmp_path / "trained").exists()
+
+
+@pytest.mark.slow
+def test_cadenza_command_without_musdb_names_the_extra(tmp_path) -> None:
+    """The recipe's default data is the demo dataset, whose validation songs are named after the musdb split."""
+    env = {"XUMX_DEMO_DATA": str(tmp_path / "demo")}
+    result = run_blocked("musdb", "cadenza.enhance", f"path.exp_folder={tmp_path / 'exp'}", env=env)
+    assert (result.returncode, "Traceback" in result.stderr) == (2, False), result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the train/valid split (the musdb validation list) needs musdb, which is not installed: "
+        "pip install 'xumx-slicq-v2[musdb]'"
+    )
