@@ -36,6 +36,7 @@ from cadenza.data import (
 )
 from cadenza.layout import ExpLayout
 from cadenza.separators import SeparatorError, StemSeparator, load_separator, separator_identity
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import (
     AudioError,
     audio_info,
@@ -206,7 +207,7 @@ def run_demix(cfg: DictConfig) -> StemCache:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_demix(cfg)
 
 

@@ -39,6 +39,7 @@ from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFile
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
@@ -189,7 +190,7 @@ def run_evaluate(cfg: DictConfig) -> Path:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_evaluate(cfg)
 
 

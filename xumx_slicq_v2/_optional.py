@@ -62,18 +62,9 @@ def require(
     A module that is not installed gives "... which is not installed: pip install ..."; one that is installed
     but fails while importing (e.g. ``musdb`` without an ``ffmpeg`` executable raises ``RuntimeError``) gives
     the error it raised in the same line. ``executables``: programs the module needs on ``PATH`` when it is
-    imported; any that is missing is named first, with ``executables_remedy`` (how to install them) as the remedy.
+    imported; if its import fails while any of them is missing, the message names those instead, with
+    ``executables_remedy`` (how to install them) as the remedy.
     """
-    absent = [name for name in executables if shutil.which(name) is None]
-    if absent and module not in sys.modules:
-        programs = " and ".join(absent)
-        raise MissingDependency(
-            module,
-            extra,
-            purpose,
-            f"it needs the {programs} executable{'s' if len(absent) > 1 else ''}, not found on PATH",
-            executables_remedy or f"install {programs}",
-        )
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
@@ -82,6 +73,13 @@ def require(
             raise MissingDependency(module, extra, purpose) from err
         raise MissingDependency(module, extra, purpose, f"{missing} is not installed") from err
     except Exception as err:  # any failure at import time makes the feature unavailable
+        absent = [name for name in executables if shutil.which(name) is None]
+        if absent:
+            programs = " and ".join(absent)
+            reason = f"it needs the {programs} executable{'s' if len(absent) > 1 else ''}, not found on PATH"
+            raise MissingDependency(
+                module, extra, purpose, reason, executables_remedy or f"install {programs}"
+            ) from err
         reason = " ".join(f"{type(err).__name__}: {err}".split())
         raise MissingDependency(module, extra, purpose, reason) from err
 
