@@ -9,6 +9,11 @@ weights is refused rather than reused. Parallel jobs lock a song while separatin
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import json
 import logging
 from pathlib import Path
@@ -31,6 +36,7 @@ from cadenza.data import (
 )
 from cadenza.layout import ExpLayout
 from cadenza.separators import SeparatorError, StemSeparator, load_separator, separator_identity
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import (
     AudioError,
     audio_info,
@@ -201,7 +207,7 @@ def run_demix(cfg: DictConfig) -> StemCache:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_demix(cfg)
 
 

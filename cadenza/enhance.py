@@ -10,6 +10,11 @@ interrupted run resumes where it stopped and gives the same files.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +32,7 @@ from cadenza.hearing_aid import HearingAid, cut_segment, remix
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
@@ -179,7 +185,7 @@ def _song_segments(all_segments: dict, song: Song, cfg: DictConfig) -> dict[str,
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_enhance(cfg)
 
 

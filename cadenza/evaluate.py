@@ -21,6 +21,11 @@ file is the same as with one job, rows in the same order.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -41,6 +46,7 @@ from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFile
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
 from xumx_slicq_v2.signals import sigterm_exits
@@ -274,7 +280,7 @@ def run_evaluate(cfg: DictConfig) -> Path:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_evaluate(cfg)
 
 

@@ -8,6 +8,11 @@ run's (their ``scores_<i>-<N>.settings.json``) are refused, naming the setting t
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config")
+
 import logging
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from cadenza.evaluate import check_scores_settings, evaluate_settings
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFileError, read_rows, write_rows
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import write_record
 from xumx_slicq_v2.signals import sigterm_exits
@@ -69,7 +75,7 @@ def _pair_names(pairs: list[tuple[Song, str]]) -> list[tuple[str, str]]:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_merge(cfg)
 
 

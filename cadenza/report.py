@@ -16,10 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadenza.data import EARS, INSTRUMENTS, load_listeners
-from cadenza.scores import read_rows
-from xumx_slicq_v2.audio import atomic_path, write_text_atomic
-
 if TYPE_CHECKING:  # pandas and pyclarity load when a report is made, not for --help
     import pandas as pd
     from clarity.utils.audiogram import Listener
@@ -35,6 +31,8 @@ def _number(value: float) -> float | None:
 def load_scores(scores_csv: str | Path) -> pd.DataFrame:
     """The scores CSV as a DataFrame with numeric score columns (columns checked)."""
     import pandas as pd
+
+    from cadenza.scores import read_rows
 
     frame = pd.DataFrame(read_rows(scores_csv))
     for column in frame.columns.drop(["song", "listener"]):
@@ -59,6 +57,8 @@ def listener_severities(listeners: Mapping[str, Listener]) -> pd.DataFrame:
 
 def summarise(scores: pd.DataFrame, listeners: Mapping[str, Listener] | None = None) -> dict:
     """The report as a JSON-ready dict (see the module docstring)."""
+    from cadenza.data import EARS, INSTRUMENTS
+
     if scores.empty:
         raise ValueError("no scores to summarise")
     means = scores.drop(columns=["song", "listener"]).mean()
@@ -113,6 +113,8 @@ def _severity_by_better_ear(scores: pd.DataFrame, severity: pd.DataFrame) -> dic
 
 def _severity_by_ear(scores: pd.DataFrame, severity: pd.DataFrame) -> dict:
     import pandas as pd
+
+    from cadenza.data import EARS, INSTRUMENTS
 
     per_ear = []
     for ear in EARS:
@@ -208,6 +210,8 @@ def plot_report(summary: dict, path: str | Path) -> None:
     by_group.set_xticks(range(len(groups)), names)
     by_group.set(ylabel="HAAQI", ylim=(0, 1), title=title)
     by_group.legend()
+    from xumx_slicq_v2.audio import atomic_path
+
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
@@ -227,6 +231,8 @@ def write_report(
     """Summarise ``scores_csv``: ``report.json`` and ``report.png`` in ``out_dir`` (default: beside the CSV)."""
     scores_csv = Path(scores_csv)
     out_dir = scores_csv.parent if out_dir is None else Path(out_dir)
+    from xumx_slicq_v2.audio import write_text_atomic
+
     summary = {"scores_csv": str(scores_csv), **summarise(load_scores(scores_csv), listeners)}
     json_path, png_path = report_files(out_dir)
     write_text_atomic(json_path, json.dumps(summary, indent=2) + "\n")
@@ -245,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out-dir", type=Path, default=None, help="where to write report.json/png (default: beside)")
     args = parser.parse_args(argv)
+    from cadenza.data import load_listeners  # numpy and pyclarity, after the arguments
+
     listeners = None if args.listeners is None else load_listeners(args.listeners)
     write_report(args.scores_csv, listeners, args.out_dir)
 

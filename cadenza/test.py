@@ -9,6 +9,11 @@ When every batch is complete, ``enhanced_signals/evaluation`` is zipped to ``<ex
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a lone --help is answered before hydra and numpy load (under 0.5 s)
+    from cadenza.quick_help import exit_if_plain_help
+
+    exit_if_plain_help("config_test")
+
 import logging
 import zipfile
 from pathlib import Path
@@ -19,6 +24,7 @@ from omegaconf import DictConfig
 from cadenza.config import HYDRA_MAIN
 from cadenza.enhance import EnhanceSummary, run_enhance
 from cadenza.layout import ExpLayout
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import atomic_path, remove_stale_temporaries
 from xumx_slicq_v2.signals import sigterm_exits
 
@@ -66,7 +72,7 @@ def run_test(cfg: DictConfig) -> tuple[EnhanceSummary, Path | None]:
 
 @hydra.main(**{**HYDRA_MAIN, "config_name": "config_test"})
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits():  # a cluster time limit removes the temporary files, the rerun resumes
+    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
         run_test(cfg)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data_prep.config import DEMO_PRESET, GENERATOR_VERSION, DatasetPreset
+from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.locking import exclusive_lock
 
 #: Environment variable that moves the demo dataset.
@@ -129,6 +130,7 @@ def ensure_demo_dataset(root: Path | None = None, preset: DatasetPreset = DEMO_P
     return _task_root(root)
 
 
+@exit_if_missing()
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.demo",

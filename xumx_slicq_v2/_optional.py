@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 #: The distribution name that ``pip install`` takes.
@@ -36,21 +37,33 @@ class MissingDependency(ImportError):
         extra: the package extra that installs it.
         purpose: what needs it (e.g. ``"the onnx-cpu runtime backend"``).
         reason: why the import failed (the original error, one line).
+        remedy: what to do, at the end of the message (default: the ``pip install`` of ``extra``).
     """
 
-    def __init__(self, module: str, extra: str, purpose: str | None = None, reason: str = "") -> None:
+    def __init__(
+        self, module: str, extra: str, purpose: str | None = None, reason: str = "", remedy: str | None = None
+    ) -> None:
         self.module, self.extra, self.purpose, self.reason = module, extra, purpose, reason
+        self.remedy = remedy or install_command(extra)
         needs = f"{purpose} needs {module}" if purpose else f"{module} is needed"
         detail = f", which cannot be imported ({reason})" if reason else ", which is not installed"
-        super().__init__(f"{needs}{detail}: {install_command(extra)}", name=module)
+        super().__init__(f"{needs}{detail}: {self.remedy}", name=module)
 
 
-def require(module: str, extra: str, purpose: str | None = None) -> ModuleType:
+def require(
+    module: str,
+    extra: str,
+    purpose: str | None = None,
+    executables: Sequence[str] = (),
+    executables_remedy: str | None = None,
+) -> ModuleType:
     """Import ``module`` (dotted name) or raise `MissingDependency` naming ``extra``.
 
     A module that is not installed gives "... which is not installed: pip install ..."; one that is installed
     but fails while importing (e.g. ``musdb`` without an ``ffmpeg`` executable raises ``RuntimeError``) gives
-    the error it raised in the same line.
+    the error it raised in the same line. ``executables``: programs the module needs on ``PATH`` when it is
+    imported; if its import fails while any of them is missing, the message names those instead, with
+    ``executables_remedy`` (how to install them) as the remedy.
     """
     try:
         return importlib.import_module(module)
@@ -60,6 +73,13 @@ def require(module: str, extra: str, purpose: str | None = None) -> ModuleType:
             raise MissingDependency(module, extra, purpose) from err
         raise MissingDependency(module, extra, purpose, f"{missing} is not installed") from err
     except Exception as err:  # any failure at import time makes the feature unavailable
+        absent = [name for name in executables if shutil.which(name) is None]
+        if absent:
+            programs = " and ".join(absent)
+            reason = f"it needs the {programs} executable{'s' if len(absent) > 1 else ''}, not found on PATH"
+            raise MissingDependency(
+                module, extra, purpose, reason, executables_remedy or f"install {programs}"
+            ) from err
         reason = " ".join(f"{type(err).__name__}: {err}".split())
         raise MissingDependency(module, extra, purpose, reason) from err
 

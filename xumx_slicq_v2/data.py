@@ -26,6 +26,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from ._optional import MissingDependency
 from .config import NB_CHANNELS, SAMPLE_RATE, SOURCES
 
 #: File (without ``.wav``) of the mixture in a track folder.
@@ -81,13 +82,15 @@ class Track:
 
 
 def validation_track_names() -> tuple[str, ...]:
-    """Names of the musdb "valid" split, from the installed ``musdb`` package's ``configs/mus.yaml``."""
+    """Names of the musdb "valid" split, from the installed ``musdb`` package's ``configs/mus.yaml``.
+
+    Raises:
+        MissingDependency: musdb is not installed (the message names the extra).
+    """
     spec = importlib.util.find_spec("musdb")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError(
-            "the train/valid split is the musdb package's validation list; install it with "
-            "pip install 'xumx-slicq-v2[musdb]' (it is not imported, only its configs/mus.yaml is read)"
-        )
+        # only its configs/mus.yaml is read (the package is not imported)
+        raise MissingDependency("musdb", extra="musdb", purpose="the train/valid split (the musdb validation list)")
     import yaml  # a dependency of musdb
 
     setup_path = Path(next(iter(spec.submodule_search_locations))) / "configs" / "mus.yaml"

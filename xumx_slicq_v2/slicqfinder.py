@@ -345,10 +345,13 @@ def format_table(records: Sequence[dict[str, Any]], per_target: bool = False) ->
     return "\n".join(lines)
 
 
+def _matplotlib():
+    return require("matplotlib", extra="tune", purpose="the slicqfinder plot")
+
+
 def plot_records(records: Sequence[dict[str, Any]], path: Path) -> None:
     """Total SDR against bins (one series per scale) and against coefficients per second, as an image."""
-    matplotlib = require("matplotlib", extra="tune", purpose="the slicqfinder plot")
-    matplotlib.use("Agg")
+    _matplotlib().use("Agg")
     import matplotlib.pyplot as plt
 
     from .audio import atomic_path
@@ -519,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit("--jobs must be >= 1")
     from .data import DatasetError, list_tracks
 
+    plot_path = args.plot or (args.json.with_suffix(".png") if args.json else None)
+    if plot_path:
+        _matplotlib()  # before the search: a missing plotting library is known at once
     try:
         candidates = candidates_from_args(args)
         split = args.split if args.subset == "train" else None
@@ -527,7 +533,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     except (SearchError, DatasetError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
     print(format_table(records, args.per_target))
-    plot_path = args.plot or (args.json.with_suffix(".png") if args.json else None)
     if plot_path:
         plot_records(records, plot_path)
         print(f"plot: {plot_path}")

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -25,13 +26,15 @@ REPO = Path(__file__).resolve().parents[2]
 #: Seconds per song: HAAQI costs ~0.8 CPU-s per second of audio and call, 10 calls per pair.
 SECONDS = 0.4
 
-#: Runs the hydra command ``cadenza.<command>`` in this process, after making call number ``at`` of ``target``
-#: (``module:attribute``, e.g. ``clarity.utils.flac_encoder:FlacEncoder.encode``) send ``signal`` to the process
-#: itself once the call has returned (for the FLAC encoder: its temporary file written, not yet renamed).
-#: Arguments: signal name, call number, target, command, hydra overrides...
+#: Runs the hydra command ``cadenza.<command>`` in this process, pausing once call number ``at`` of ``target``
+#: (``module:attribute``, e.g. ``clarity.utils.flac_encoder:FlacEncoder.encode``) has returned (for the FLAC
+#: encoder: its temporary file written, not yet renamed): it creates the file ``ready`` and waits there (up to
+#: 10 minutes) for the test to kill it from outside, as a cluster's time limit does; before, it prints the pids of
+#: its worker processes (``workers: PID...``).
+#: Arguments: ready file, call number, target, command, hydra overrides...
 KILLER = """
-import functools, importlib, os, signal, sys
-name, at, target, command = sys.argv[1:5]
+import functools, importlib, multiprocessing, pathlib, sys, time
+ready, at, target, command = sys.argv[1:5]
 module_name, path = target.split(":")
 *owners, attribute = path.split(".")
 owner = functools.reduce(getattr, owners, importlib.import_module(module_name))
@@ -40,14 +43,23 @@ def hooked(*args, **kwargs):
     result = original(*args, **kwargs)
     calls.append(None)
     if len(calls) == int(at):
-        import multiprocessing
-        print("workers:", *[child.pid for child in multiprocessing.active_children()], file=sys.stderr, flush=True)
-        os.kill(os.getpid(), getattr(signal, name))
+        print("workers:", *[child.pid for child in multiprocessing.active_children()], flush=True)
+        pathlib.Path(ready).touch()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        sys.exit(f"paused at call {at} of {target}, never killed")
     return result
 setattr(owner, attribute, hooked)
 sys.argv = [f"cadenza.{command}", *sys.argv[5:]]
 importlib.import_module(f"cadenza.{command}").main()
+sys.exit(f"{command} finished after {len(calls)} call(s) of {target}, before call {at}")
 """
+
+#: Seconds a command may take to reach its pause point, and to exit once signalled (generous: a loaded machine
+#: is many times slower than an idle one; a run that gets there returns at once).
+PAUSE_TIMEOUT = 900.0
+EXIT_TIMEOUT = 120.0
 
 
 def _overrides(root: Path, exp: Path) -> list[str]:
@@ -102,14 +114,37 @@ def _outputs(exp: Path) -> dict[Path, bytes]:
     return outputs
 
 
-def _killed(kill_signal: signal.Signals, at: int, target: str, command: str, overrides: list[str]) -> list[int]:
-    """Run and kill the command (see :data:`KILLER`); returns the pids of its worker processes at the kill."""
-    command = [sys.executable, "-c", KILLER, kill_signal.name, str(at), target, command, *overrides]
+def _killed(
+    kill_signal: signal.Signals, at: int, target: str, command: str, overrides: list[str], tmp_path: Path
+) -> list[int]:
+    """Run ``cadenza.<command>`` until call ``at`` of ``target`` has returned, then send it ``kill_signal``;
+    returns the pids of its worker processes at that point."""
+    ready = tmp_path / f"{command}.ready"
+    words = [sys.executable, "-c", KILLER, str(ready), str(at), target, command, *overrides]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    with tempfile.TemporaryFile("w+") as log:  # a pipe could fill up while nobody reads it
+        process = subprocess.Popen(words, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            deadline = time.monotonic() + PAUSE_TIMEOUT
+            while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            paused = ready.exists()
+            if paused:
+                process.send_signal(kill_signal)
+                process.wait(EXIT_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        log.seek(0)
+        full_output = log.read()
+        output = full_output[-3000:]
+    assert paused, (
+        f"cadenza.{command} did not reach call {at} of {target} (exit status {process.returncode}):\n{output}"
+    )
     expected = 128 + kill_signal if kill_signal == signal.SIGTERM else -kill_signal
-    assert result.returncode == expected, result.stderr[-3000:]
-    listed = re.findall(r"workers:((?: \d+)*)", result.stderr)  # may follow a progress bar's carriage return
+    assert process.returncode == expected, output
+    listed = re.findall(r"workers:((?: \d+)*)", full_output)  # may follow a progress bar's carriage return
     return [int(pid) for pid in listed[-1].split()] if listed else []
 
 
@@ -134,13 +169,14 @@ def test_killed_enhance_and_evaluate_resume_to_the_clean_outputs(
     exp = tmp_path / "exp"
     overrides = _overrides(short_tree, exp)
     # enhance: killed while writing the 3rd stem of the 2nd pair (its temporary FLAC written, not yet renamed)
-    _killed(kill_signal, 8 + 3, "clarity.utils.flac_encoder:FlacEncoder.encode", "enhance", overrides)
+    _killed(kill_signal, 8 + 3, "clarity.utils.flac_encoder:FlacEncoder.encode", "enhance", overrides, tmp_path)
     temporaries = [path for path in exp.rglob("*") if is_temporary(path)]
     assert len(temporaries) == (0 if kill_signal == signal.SIGTERM else 1)
     assert len(list(exp.rglob("progress/**/*.json"))) == 1  # one pair finished
     assert run_enhance(config_for(short_tree, exp, *overrides[2:])).skipped == 1
     # evaluate: killed in the 2nd HAAQI call of the 2nd pair; the first pair's row is in the CSV
-    _killed(kill_signal, 10 + 2, "cadenza.evaluate:haaqi_score", "evaluate", [*overrides, *EVALUATE_OVERRIDES])
+    evaluate_overrides = [*overrides, *EVALUATE_OVERRIDES]
+    _killed(kill_signal, 10 + 2, "cadenza.evaluate:haaqi_score", "evaluate", evaluate_overrides, tmp_path)
     assert len((exp / "scores.csv").read_text().splitlines()) == 1 + 1
     # what a SIGKILL leaves while writing the scores, the report or the zip, and hidden files in the submission
     evaluation = exp / "enhanced_signals" / "evaluation"
@@ -177,7 +213,7 @@ def test_killed_parallel_evaluate_leaves_no_worker_and_resumes(
     overrides = _overrides(short_tree, exp)
     run_enhance(config_for(short_tree, exp, *overrides[2:]))
     parallel = ["evaluate.listeners=[L5001]", "evaluate.jobs=2"]
-    workers = _killed(kill_signal, 1, "cadenza.scores:ScoresFile.add", "evaluate", [*overrides, *parallel])
+    workers = _killed(kill_signal, 1, "cadenza.scores:ScoresFile.add", "evaluate", [*overrides, *parallel], tmp_path)
     assert len(workers) == 2
     assert all(_gone(pid) for pid in workers), "a worker process outlived the killed evaluate"
     assert len((exp / "scores.csv").read_text().splitlines()) == 1 + 1

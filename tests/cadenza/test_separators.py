@@ -12,11 +12,21 @@ import torch
 from omegaconf import OmegaConf
 
 from cadenza.config import run_name
+from cadenza.data import Song
 from cadenza.demix import run_demix
-from cadenza.separators import SeparatorError, load_separator, resolve_device, separator_identity
-from xumx_slicq_v2 import ModelConfig, Separator
+from cadenza.separators import (
+    SeparatorError,
+    TensorSeparator,
+    load_separator,
+    resolve_device,
+    separator_identity,
+)
+from xumx_slicq_v2 import ChunkingConfig, ModelConfig, Separator
 from xumx_slicq_v2.checkpoint import PUBLISHED_WEIGHTS
 from xumx_slicq_v2.model import build_unmix
+from xumx_slicq_v2.separator import separate
+
+from ..random_weights import random_model
 
 
 def test_real_separator_through_the_recipe(cad1_root, cad1, config_for, monkeypatch, tmp_path):
@@ -44,6 +54,34 @@ def test_real_separator_through_the_recipe(cad1_root, cad1, config_for, monkeypa
         np.testing.assert_allclose(stem.T, expected[index], rtol=1e-5, atol=1e-6)
     record = json.loads((exp / "separated" / song / "separation.json").read_text())
     assert (record["model"], record["weights"], record["stem_order"]) == ("xumx_slicq_v2", "demo", list(tiny.sources))
+
+
+def test_the_wrapper_runs_the_librarys_streaming_path_at_the_models_rate():
+    """A 16 kHz model behind the recipe's wrapper, given a 44.1 kHz mixture whose length fits no grid: the stems
+    are the library's `separate` (resampled to 16 kHz and back, chunked through `Separator.stream`, cropped or
+    padded to exactly the mixture's length)."""
+    config = ModelConfig(scale="mel", bins=32, fmin=60.0, sample_rate=16000, hidden_size_1=4, hidden_size_2=4)
+    model = Separator(random_model(config), ChunkingConfig(chunk_seconds=1.5, context_seconds=2.5))
+    streamed = []
+    stream = model.stream
+
+    def counted_stream(audio, progress=False):
+        for start, piece in stream(audio, progress):
+            streamed.append((start, piece.shape[-1]))
+            yield start, piece
+
+    model.stream = counted_stream
+    mixture = 0.1 * np.random.default_rng(3).standard_normal((2, 4 * 44100 + 37)).astype(np.float32)
+    stems = TensorSeparator(model).separate(mixture, 44100, Song("a song", "valid"))
+    assert len(streamed) >= 2 and streamed[0][0] == 0  # chunk by chunk, at the model's rate
+    assert sum(n for _, n in streamed) == pytest.approx(mixture.shape[1] * 16000 / 44100, abs=2)
+    streamed.clear()
+    expected = separate(mixture, 44100, separator=model)
+    assert list(stems) == list(model.sources)
+    for name in model.sources:
+        assert stems[name].shape == mixture.shape and stems[name].dtype == np.float32
+        np.testing.assert_array_equal(stems[name], expected[name])
+    assert np.abs(stems["vocals"][:, -100:]).max() > 0  # the end is separated audio, not padding alone
 
 
 def test_unknown_model_is_an_error(cad1_root, config_for, tmp_path):

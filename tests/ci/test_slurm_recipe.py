@@ -39,7 +39,10 @@ def _cluster_problem() -> str | None:
     for tool in ("sbatch", "squeue", "scancel", "sacct", "sinfo"):
         if shutil.which(tool) is None:
             return f"{tool} not found: no SLURM client tools"
-    probe = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True, timeout=30)
+    try:
+        probe = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "no SLURM controller reachable (sinfo did not answer within 30 s)"
     if probe.returncode != 0:
         return f"no SLURM controller reachable (sinfo: {probe.stderr.strip()})"
     return None

@@ -190,6 +190,14 @@ def test_outputs_of_other_settings_are_redone(tmp_path, realtime_dir, offline_di
     assert main([*args, "--model", str(realtime_dir), "--stems", "vocals"]) == 0
     assert_stems(out / "song", ["vocals"], 16000, 16000, 2)
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
+    capsys.readouterr()
+    # another duration, then another sample format under the same file names: rewritten
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5", "--duration", "0.25"]) == 0
+    assert "duration: recorded null, now 0.25" in capsys.readouterr().err
+    assert_stems(out / "song", STEMS, 4000, 16000, 2)
+    assert main([*args, "--model", str(offline_dir), "--start", "0.5", "--duration", "0.25", "--bits", "16"]) == 0
+    assert 'bits: recorded "float", now "16"' in capsys.readouterr().err
+    assert {sf.info(str(out / "song" / f"{name}.wav")).subtype for name in STEMS} == {"PCM_16"}
     (out / "song" / RECORD_NAME).unlink()  # outputs without a record (an older version's) are redone
     assert main([*args, "--model", str(offline_dir), "--start", "0.5"]) == 0
     assert "no record of the settings that made them" in capsys.readouterr().err
@@ -203,29 +211,63 @@ def temporary_files(out: Path) -> list[Path]:
     return [path for path in out.rglob(".*") if path.is_file() and path.name != RECORD_NAME]
 
 
+#: Runs ``python -m xumx_slicq_v2 ARGS`` pausing mid-write: when `StemWriter` opens the temporary file of a
+#: track's second output while an earlier track's stems are under their final names, it creates the file READY
+#: and waits (up to 10 minutes) to be killed. Arguments: OUT, READY, ARGS...
+PAUSING_CLI = """
+import collections, pathlib, sys, time
+from xumx_slicq_v2 import inference
+out, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+original, opened = inference.StemWriter._open, collections.Counter()
+def _open(self, path):
+    sink = original(self, path)
+    opened[path.parent] += 1
+    finished = [p for p in out.rglob("*.flac") if not p.name.startswith(".")]
+    if opened[path.parent] == 2 and finished and not ready.exists():
+        ready.touch()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        sys.exit("never killed")
+    return sink
+inference.StemWriter._open = _open
+sys.argv = ["xumx_slicq_v2", *sys.argv[3:]]
+sys.exit(inference.main())
+"""
+
+
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_leaves_no_partial_files_and_rerun_completes(tmp_path, realtime_dir, kill_signal) -> None:
     songs = tmp_path / "songs"
     for index in range(5):
         write_music(songs / f"song{index}.wav", 2.0, 16000, seed=index)
-    out = tmp_path / "out"
+    out, ready = tmp_path / "out", tmp_path / "ready"
     args = [str(songs), "--model", str(realtime_dir), "--output-dir", str(out), "--ext", "flac"]
-    command = [sys.executable, "-m", "xumx_slicq_v2", *args]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-c", PAUSING_CLI, str(out), str(ready), *args]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not final_outputs(out) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        deadline = time.monotonic() + 600  # generous: the first track may take minutes on a loaded machine
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ready.exists(), f"the run never reached its second track: {process.poll()}"
+        in_flight = temporary_files(out)
+        assert in_flight, "the next track's stems are being written to temporary files"
         process.send_signal(kill_signal)
+        _, stderr = process.communicate(timeout=120)
     finally:
-        process.wait(30)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == (-signal.SIGKILL if kill_signal == signal.SIGKILL else 128 + signal.SIGTERM), stderr
     finished = final_outputs(out)
-    assert 0 < len(finished) < 5 * 4, "the kill should land mid-run"
+    assert 0 < len(finished) < 5 * 4, "the kill lands mid-run"
     for path in finished:  # every file under its final name is complete
         assert sf.info(str(path)).frames == 2 * 16000
     finished_mtimes = {path: path.stat().st_mtime_ns for path in finished}
     if kill_signal == signal.SIGTERM:  # SIGTERM lets the atomic writes clean up; SIGKILL cannot be caught
         assert temporary_files(out) == []
+    else:
+        assert set(temporary_files(out)) >= set(in_flight)
 
     rerun = run_module("xumx_slicq_v2", *args)
     assert rerun.returncode == 0, rerun.stderr

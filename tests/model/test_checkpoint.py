@@ -171,9 +171,10 @@ class FakeServer(http.server.ThreadingHTTPServer):
     """Serves ``files`` (URL path -> bytes) on 127.0.0.1 with HTTP Range support; the first request of a path in
     ``drop_after`` sends only that many bytes of the body and closes the connection."""
 
-    def __init__(self, files: dict[str, bytes], drop_after: dict[str, int] | None = None):
+    def __init__(self, files: dict[str, bytes], drop_after: dict[str, int] | None = None, ranges: bool = True):
         super().__init__(("127.0.0.1", 0), FakeHandler)
         self.files, self.drop_after, self.requests = files, dict(drop_after or {}), []
+        self.ranges = ranges  # False: Range headers are ignored (the whole file, status 200)
 
     @property
     def url(self) -> str:
@@ -188,7 +189,7 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body, status, first = server.files[self.path], 200, 0
-        if self.headers.get("Range"):
+        if self.headers.get("Range") and server.ranges:
             first = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
             status = 206
         self.send_response(status)
@@ -206,8 +207,8 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(files: dict[str, bytes], drop_after: dict[str, int] | None = None):
-    server = FakeServer(files, drop_after)
+def serving(files: dict[str, bytes], drop_after: dict[str, int] | None = None, ranges: bool = True):
+    server = FakeServer(files, drop_after, ranges)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -250,6 +251,22 @@ def test_downloads_are_verified_resumed_and_never_partial(model_dir: Path, hub: 
         assert server.requests[-1] == ("/good/xumx_slicq_v2.pth", "bytes=1000-")
     assert config == TINY and target.read_bytes() == published
     assert sorted(path.name for path in directory.iterdir()) == [METADATA_NAME, WEIGHTS_NAME]
+
+
+def test_interrupted_download_restarts_where_the_server_cannot_resume(
+    model_dir: Path, hub: Path, published: bytes, monkeypatch
+):
+    files = {"/m/xumx_slicq_v2.json": (model_dir / METADATA_NAME).read_bytes(), "/m/xumx_slicq_v2.pth": published}
+    partial = pretrained_dir("offline") / f".{WEIGHTS_NAME}.download"
+    with serving(files, drop_after={"/m/xumx_slicq_v2.pth": 1000}, ranges=False) as server:
+        monkeypatch.setitem(checkpoint.PRETRAINED_URLS, "offline", f"{server.url}/m")
+        with pytest.raises(CheckpointError, match="run again to resume"):
+            load_model("offline")
+        assert partial.stat().st_size == 1000
+        partial.write_bytes(b"x" * 1000)  # were these bytes appended to, the file would be wrong
+        assert load_model("offline")[1] == TINY  # the server sends the whole file again: written from the start
+        assert server.requests[-1] == ("/m/xumx_slicq_v2.pth", "bytes=1000-")
+    assert (pretrained_dir("offline") / WEIGHTS_NAME).read_bytes() == published and not partial.exists()
 
 
 def test_published_names_check_files_placed_by_hand(model_dir: Path, hub: Path, published: bytes, tmp_path: Path):
