@@ -41,11 +41,14 @@ class WorkerDiedError(RuntimeError):
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the system has one)."""
+    """Cores this process may run on: its CPU affinity where the system has one, and at most the CPUs of its SLURM
+    task (``SLURM_CPUS_PER_TASK``: a cluster without CPU binding leaves the affinity at the whole node)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cores, int(slurm_cpus)) if slurm_cpus.isdigit() and int(slurm_cpus) > 0 else cores
 
 
 def available_memory_mib() -> float | None:

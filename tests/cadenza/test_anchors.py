@@ -11,10 +11,11 @@ from clarity.utils.flac_encoder import FlacEncoder
 
 from cadenza.config import compose_config
 from cadenza.data import Song
-from cadenza.evaluate import evaluate_pair, song_seed
+from cadenza.evaluate import evaluate_pair
 from cadenza.flac_io import write_clipped_remix
 from cadenza.hearing_aid import HearingAid
 from cadenza.layout import ExpLayout
+from cadenza.scoring import song_seed
 
 RECIPE_KEYS = (
     "left_drums",

@@ -176,7 +176,7 @@ def test_killed_enhance_and_evaluate_resume_to_the_clean_outputs(
     assert run_enhance(config_for(short_tree, exp, *overrides[2:])).skipped == 1
     # evaluate: killed in the 2nd HAAQI call of the 2nd pair; the first pair's row is in the CSV
     evaluate_overrides = [*overrides, *EVALUATE_OVERRIDES]
-    _killed(kill_signal, 10 + 2, "cadenza.evaluate:haaqi_score", "evaluate", evaluate_overrides, tmp_path)
+    _killed(kill_signal, 10 + 2, "cadenza.scoring:haaqi_score", "evaluate", evaluate_overrides, tmp_path)
     assert len((exp / "scores.csv").read_text().splitlines()) == 1 + 1
     # what a SIGKILL leaves while writing the scores, the report or the zip, and hidden files in the submission
     evaluation = exp / "enhanced_signals" / "evaluation"

@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from clarity.utils.signal_processing import resample
 
-from cadenza import evaluate as evaluate_module
+from cadenza import scoring as scoring_module
 from cadenza.config import ConfigError
 from cadenza.enhance import EnhanceError, run_enhance
 from cadenza.evaluate import evaluate_settings, run_evaluate
@@ -121,7 +125,7 @@ def test_evaluate_rerun_skips_scored_pairs(single_run, fake_separator, monkeypat
     def no_haaqi(*args, **kwargs):
         raise AssertionError("HAAQI recomputed for a pair already in scores.csv")
 
-    monkeypatch.setattr(evaluate_module, "compute_haaqi", no_haaqi)
+    monkeypatch.setattr(scoring_module, "compute_haaqi", no_haaqi)
     assert run_evaluate(single_run["cfg"]) == single_run["scores"]
     assert single_run["scores"].read_bytes() == before
 
@@ -140,6 +144,37 @@ def test_two_jobs_write_the_scores_of_one(single_run, cad1_root, config_for, fak
     assert run_evaluate(config_for(cad1_root, exp, "separator.model=fake", "evaluate.jobs=2")) == exp / "scores.csv"
     assert (exp / "scores.csv").read_bytes() == single_run["scores"].read_bytes()
     assert json.loads((exp / "report.json").read_text())["pairs"] == 4
+
+
+#: Runs ``cadenza.evaluate`` as a SLURM launcher's runner does (submitit): the module executed as ``__main__`` by
+#: another program, whose own ``__main__`` the spawned workers cannot import functions from. The fake separator
+#: is registered first (arguments: hydra overrides).
+FOREIGN_RUNNER = """
+import runpy, sys
+import pytest
+sys.path.insert(0, sys.argv[1])
+from conftest import register_fake
+register_fake(pytest.MonkeyPatch())
+sys.argv = ["cadenza.evaluate", *sys.argv[2:]]
+runpy.run_module("cadenza.evaluate", run_name="__main__")
+"""
+
+
+def test_two_jobs_under_another_programs_main(single_run, cad1_root, tmp_path):
+    exp = _exp_with_enhanced_pairs(single_run, tmp_path)
+    overrides = [f"path.root={cad1_root}", f"path.exp_folder={exp}", "separator.model=fake", "evaluate.jobs=2"]
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", FOREIGN_RUNNER, str(Path(__file__).parent), *overrides, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (exp / "scores.csv").read_bytes() == single_run["scores"].read_bytes()
 
 
 def test_pyclarity_engine_writes_the_same_scores(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
@@ -196,6 +231,19 @@ def test_auto_jobs_follow_cores_and_memory(monkeypatch):
     assert evaluate_pool.auto_jobs(240, "fast") == 1
     monkeypatch.setattr(evaluate_pool, "available_memory_mib", lambda: None)
     assert evaluate_pool.auto_jobs(240, "fast") == 16
+
+
+def test_usable_cores_stay_within_the_slurm_task(monkeypatch):
+    """A cluster without CPU binding leaves a task's affinity at the whole node: SLURM_CPUS_PER_TASK caps it."""
+    from cadenza import evaluate_pool
+
+    monkeypatch.setattr(evaluate_pool.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert evaluate_pool.usable_cores() == 8
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert evaluate_pool.usable_cores() == 2
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")
+    assert evaluate_pool.usable_cores() == 8
 
 
 def test_two_batches_merged_equal_single_run(single_run, cad1_root, cad1, config_for, fake_separator, tmp_path):
