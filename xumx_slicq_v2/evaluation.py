@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ._cli import DefaultsHelpFormatter
 from ._optional import exit_if_missing, require
+from .audio import write_text_atomic
 from .config import SAMPLE_RATE, SOURCES, ModelConfig
 
-if TYPE_CHECKING:  # numpy, torch and the datasets load after the arguments are parsed
-    import numpy as np
-
+if TYPE_CHECKING:  # torch and the datasets load after the arguments are parsed
     from .data import Track
 
 #: BSSEval v4 window and hop in seconds (museval's defaults).
@@ -58,7 +59,7 @@ BASELINES = ("mixture", "oracle-irm")
 
 #: ``(mixture (2, samples), sources (4, 2, samples)) -> estimates (4, 2, samples)``, float32 numpy arrays,
 #: sources in `SOURCES` order (the true sources are given for oracles; real separators ignore them).
-Estimator = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]
+Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -87,8 +88,6 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, sample_rate: int = S
     Returns:
         ``{target: {metric: [per-frame values]}}``.
     """
-    import numpy as np
-
     museval = _museval()
     sdr, isr, sir, sar = museval.evaluate(
         np.swapaxes(references, 1, 2),
@@ -115,8 +114,6 @@ def museval_json(track_name: str, framewise: dict[str, dict]) -> str:
 
 def global_sdr(references: np.ndarray, estimates: np.ndarray) -> dict[str, float]:
     """MDX whole-track SDR in dB per target of ``(4, channels, samples)`` arrays (estimates cut to length)."""
-    import numpy as np
-
     length = references.shape[-1]
     if estimates.shape[-1] < length:
         estimates = np.pad(estimates, [(0, 0), (0, 0), (0, length - estimates.shape[-1])])
@@ -137,8 +134,6 @@ class MixtureEstimator:
     """Baseline: the mixture as the estimate of every source."""
 
     def __call__(self, mixture: np.ndarray, sources: np.ndarray) -> np.ndarray:
-        import numpy as np
-
         return np.repeat(mixture[None], len(SOURCES), axis=0)
 
 
@@ -192,7 +187,6 @@ class SeparatorEstimator:
             from .separator import Separator
 
             self._separator = Separator.from_pretrained(self.name_or_dir, device=self.device)
-        import numpy as np
         import torch
 
         audio = torch.from_numpy(np.ascontiguousarray(mixture))[None]
@@ -211,10 +205,6 @@ def result_paths(out_dir: Path, subset: str, track_name: str) -> tuple[Path, Pat
 
 def evaluate_track(track: Track, estimator: Estimator, out_dir: Path, subset: str) -> None:
     """Separate and score one track; write its two JSON files (atomically, the museval file last)."""
-    import numpy as np
-
-    from .audio import write_text_atomic
-
     audio = track.read_all()
     mixture, references = audio[0], audio[1:]
     estimates = np.asarray(estimator(mixture, references), dtype=np.float32)
@@ -234,8 +224,6 @@ def summarize(out_dir: Path, subset: str, track_names: Sequence[str]) -> dict[st
     """Aggregate the per-track files of ``track_names``: median over frames, then over tracks, per target
     and metric; total SDR = mean of the target SDRs; global SDR = mean over tracks (per target), then over
     targets."""
-    import numpy as np
-
     per_track: dict[str, dict[str, list[float]]] = {t: {m: [] for m in METRICS} for t in SOURCES}
     global_scores: dict[str, list[float]] = {t: [] for t in SOURCES}
     for name in track_names:
@@ -330,8 +318,6 @@ def evaluate(
                 future.result()
                 bar.update()
     bar.close()
-    from .audio import write_text_atomic
-
     summary = summarize(out_dir, subset, [track.name for track in tracks])
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._optional import exit_if_missing, require
+from .audio import atomic_path
 from .backends import onnx_session
 
 if TYPE_CHECKING:  # torch and the model load when something is exported (after the arguments are parsed)
@@ -138,8 +139,6 @@ def export_onnx(model: Unmix, path: str | os.PathLike, opset: int = ONNX_OPSET, 
     """
     import torch
 
-    from .audio import atomic_path
-
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
     network = traceable_network(model)
     count = len(model.block_shapes)
@@ -179,8 +178,6 @@ def export_torchscript(model: Unmix, path: str | os.PathLike, check: bool = True
     The module takes one real/imag tensor per block and returns a tuple (same layout as the ONNX graph).
     """
     import torch
-
-    from .audio import atomic_path
 
     network = traceable_network(model)
     path = Path(path)
