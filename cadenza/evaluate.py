@@ -130,7 +130,8 @@ def run_evaluate(cfg: DictConfig) -> Path:
         pair_is_complete(plan.layout, song.name, listener_id, settings["enhance"])
     if todo:
         write_record(record, settings)  # before the first row: a scores file never lacks its record
-    seconds = max((song_seconds(pair_settings.music_dir, song) for song, _ in todo), default=0.0)
+    songs = {song.name: song for song, _ in todo}.values()  # each song's header read once
+    seconds = max((song_seconds(pair_settings.music_dir, song) for song in songs), default=0.0)
     jobs = evaluate_jobs(cfg, seconds, len(todo), pair_settings.engine)
     if todo:
         log.info("evaluate: HAAQI %s, %d job(s)", pair_settings.engine, jobs)

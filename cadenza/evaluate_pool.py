@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: part per second of song, per HAAQI engine. ``benchmarks/haaqi.py`` measures a call's peak RSS at about
 #: 290 MiB + 14 MiB/s (fast) and 225 MiB + 46 MiB/s (pyclarity); the worker also holds a stem and the enhanced
 #: signals (about 2 MiB/s): rounded up.
-WORKER_BASE_MIB = {"fast": 500, "pyclarity": 500}
+WORKER_BASE_MIB = 500
 WORKER_MIB_PER_SECOND = {"fast": 16, "pyclarity": 50}
 
 #: Share of the available memory the workers may plan to use.
@@ -74,7 +74,7 @@ def available_memory_mib() -> float | None:
 
 def worker_memory_mib(song_seconds: float, engine: str) -> float:
     """Planned peak memory of one worker scoring songs of ``song_seconds`` with ``engine`` (MiB)."""
-    return WORKER_BASE_MIB[engine] + WORKER_MIB_PER_SECOND[engine] * song_seconds
+    return WORKER_BASE_MIB + WORKER_MIB_PER_SECOND[engine] * song_seconds
 
 
 def auto_jobs(song_seconds: float, engine: str) -> int:

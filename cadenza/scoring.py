@@ -36,22 +36,24 @@ HAAQI_ENGINES = ("fast", "pyclarity")
 DEFAULT_HAAQI_ENGINE = "pyclarity"
 
 
-def haaqi_engine(cfg: DictConfig) -> str:
-    """``evaluate.haaqi`` of ``cfg``, checked (:class:`ConfigError` naming the key otherwise)."""
-    engine = OmegaConf.select(cfg, "evaluate.haaqi", default=DEFAULT_HAAQI_ENGINE)
+def checked_engine(engine: object) -> str:
+    """``engine`` if it is one of :data:`HAAQI_ENGINES` (:class:`ConfigError` naming ``evaluate.haaqi`` otherwise)."""
     if engine not in HAAQI_ENGINES:
         raise ConfigError(f"evaluate.haaqi={engine!r} must be one of {', '.join(HAAQI_ENGINES)}")
     return str(engine)
 
 
+def haaqi_engine(cfg: DictConfig) -> str:
+    """``evaluate.haaqi`` of ``cfg``, checked."""
+    return checked_engine(OmegaConf.select(cfg, "evaluate.haaqi", default=DEFAULT_HAAQI_ENGINE))
+
+
 def compute_haaqi(engine: str, **kwargs) -> float:
     """``compute_haaqi(**kwargs)`` of ``engine`` (imported on the first call: scipy and numba load with it)."""
-    if engine == "fast":
+    if checked_engine(engine) == "fast":
         from cadenza.haaqi import compute_haaqi as haaqi
-    elif engine == "pyclarity":
-        from clarity.evaluator.haaqi import compute_haaqi as haaqi
     else:
-        raise ConfigError(f"evaluate.haaqi={engine!r} must be one of {', '.join(HAAQI_ENGINES)}")
+        from clarity.evaluator.haaqi import compute_haaqi as haaqi
     return haaqi(**kwargs)
 
 
