@@ -243,9 +243,11 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
         status, result = upload(server, songs["short"], page.session, headers={"X-File-Name": "..%2F..%2Fevil.wav"})
         assert status == 200 and result["name"] == "evil.wav"
         assert server.app.state.store.songs[result["song"]].path.parent == server.app.state.store.upload_dir
-        # no session, or another site's page
-        assert upload(server, songs["short"], "not-a-session")[0] == 403
-        assert upload(server, songs["short"], page.session, headers={"Origin": "http://evil.example"})[0] == 403
+        # no session, or another site's page: the client, still sending a large body, reads the refusal
+        large = bytes(MAX_UPLOAD_BYTES)
+        status, result = upload(server, songs["short"], "not-a-session", body=large)
+        assert status == 403 and "no such page session" in result["error"]
+        assert upload(server, songs["short"], page.session, headers={"Origin": "http://evil.example"}, body=large)[0] == 403
         with pytest.raises(InvalidStatus):
             Page(server.ws_url, origin="http://evil.example")
         # songs are ids, never paths

@@ -120,12 +120,22 @@ def create_app(settings: MixerSettings, separator: Separator, listeners: Mapping
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    async def refuse(request: Request, error: str, status_code: int) -> Response:
+        """Answer ``error`` once the body is read (at most the upload limit), so that the client, still sending,
+        reads the answer instead of a broken connection."""
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > settings.max_upload_bytes:
+                break
+        return JSONResponse({"error": error}, status_code=status_code)
+
     async def upload(request: Request) -> Response:
         if not same_origin(request.headers):
-            return JSONResponse({"error": "uploads come from the mixer's page only"}, status_code=403)
+            return await refuse(request, "uploads come from the mixer's page only", 403)
         session = request.app.state.sessions.get(request.query_params.get("session", ""))
         if session is None:
-            return JSONResponse({"error": "no such page session (reload the page)"}, status_code=403)
+            return await refuse(request, "no such page session (reload the page)", 403)
         name = Path(unquote(request.headers.get("x-file-name", "upload"))).name or "upload"
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > settings.max_upload_bytes:
