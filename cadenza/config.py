@@ -5,15 +5,18 @@ Importing this module registers the resolvers, so every entry point imports it b
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from xumx_slicq_v2._optional import exit_if_missing, require
 from xumx_slicq_v2.locking import exclusive_lock
+from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,23 @@ RECIPES_DIR = CONFIG_DIR.parent / "recipes" / "cadenza"
 
 #: Hydra decorator arguments shared by the entry points.
 HYDRA_MAIN = {"config_path": ".", "config_name": "config", "version_base": None}
+
+#: How pyclarity is installed: without its declared dependencies, which pull torchaudio (see README).
+PYCLARITY_INSTALL = "pip install --no-deps pyclarity==0.9.0"
+
+
+def require_pyclarity() -> None:
+    """Raise `MissingDependency` (one line saying how to install it) where pyclarity cannot be imported."""
+    require("clarity", extra="cadenza", purpose="the Cadenza recipe", remedy=PYCLARITY_INSTALL)
+
+
+@contextlib.contextmanager
+def recipe_command() -> Iterator[None]:
+    """The body of every recipe command: SIGTERM removes the temporaries (a rerun resumes), and a missing
+    dependency (pyclarity, checked first, or an extra) is one line on stderr and exit status 2."""
+    with sigterm_exits(), exit_if_missing():
+        require_pyclarity()
+        yield
 
 
 class ConfigError(ValueError):

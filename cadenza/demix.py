@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from cadenza.config import HYDRA_MAIN, check_config, prepare_data
+from cadenza.config import HYDRA_MAIN, check_config, prepare_data, recipe_command
 from cadenza.data import (
     INSTRUMENTS,
     DataError,
@@ -36,7 +36,6 @@ from cadenza.data import (
 )
 from cadenza.layout import ExpLayout
 from cadenza.separators import SeparatorError, StemSeparator, load_separator, separator_identity
-from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import (
     AudioError,
     audio_info,
@@ -46,7 +45,6 @@ from xumx_slicq_v2.audio import (
     write_text_atomic,
 )
 from xumx_slicq_v2.locking import exclusive_lock
-from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +205,7 @@ def run_demix(cfg: DictConfig) -> StemCache:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
+    with recipe_command():
         run_demix(cfg)
 
 

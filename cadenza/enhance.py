@@ -24,7 +24,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from cadenza.config import HYDRA_MAIN
+from cadenza.config import HYDRA_MAIN, recipe_command
 from cadenza.data import DataError, Song, load_segments
 from cadenza.demix import StemCache
 from cadenza.flac_io import write_clipped_remix, write_scaled_stem
@@ -32,10 +32,8 @@ from cadenza.hearing_aid import HearingAid, cut_segment, remix
 from cadenza.layout import ExpLayout
 from cadenza.plan import RunPlan
 from cadenza.separators import separator_identity
-from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
-from xumx_slicq_v2.signals import sigterm_exits
 
 if TYPE_CHECKING:
     from clarity.utils.audiogram import Listener
@@ -185,7 +183,7 @@ def _song_segments(all_segments: dict, song: Song, cfg: DictConfig) -> dict[str,
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
+    with recipe_command():
         run_enhance(cfg)
 
 

@@ -34,17 +34,15 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from cadenza.config import HYDRA_MAIN, ConfigError
+from cadenza.config import HYDRA_MAIN, ConfigError, recipe_command
 from cadenza.enhance import enhance_settings, pair_is_complete
 from cadenza.evaluate_pool import auto_jobs, score_pairs
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFile
 from cadenza.scoring import REFERENCE_LEVEL_DB_SPL, PairSettings, haaqi_engine, score_pair
-from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import ProvenanceError, require_same_settings, write_record
-from xumx_slicq_v2.signals import sigterm_exits
 
 if TYPE_CHECKING:
     from clarity.utils.audiogram import Listener
@@ -144,7 +142,7 @@ def run_evaluate(cfg: DictConfig) -> Path:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
+    with recipe_command():
         run_evaluate(cfg)
 
 

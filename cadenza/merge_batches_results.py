@@ -19,16 +19,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from cadenza.config import HYDRA_MAIN, check_config
+from cadenza.config import HYDRA_MAIN, check_config, recipe_command
 from cadenza.data import Song, song_listener_pairs
 from cadenza.evaluate import check_scores_settings, evaluate_settings
 from cadenza.plan import RunPlan
 from cadenza.report import report_files, write_report
 from cadenza.scores import ScoresFileError, read_rows, write_rows
-from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import remove_stale_temporaries
 from xumx_slicq_v2.provenance import write_record
-from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ def _pair_names(pairs: list[tuple[Song, str]]) -> list[tuple[str, str]]:
 
 @hydra.main(**HYDRA_MAIN)
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
+    with recipe_command():
         run_merge(cfg)
 
 

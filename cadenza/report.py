@@ -251,9 +251,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out-dir", type=Path, default=None, help="where to write report.json/png (default: beside)")
     args = parser.parse_args(argv)
-    from cadenza.data import load_listeners  # numpy and pyclarity, after the arguments
+    from cadenza.config import require_pyclarity  # numpy and pyclarity, after the arguments
+    from cadenza.data import load_listeners
+    from xumx_slicq_v2._optional import exit_if_missing
 
-    listeners = None if args.listeners is None else load_listeners(args.listeners)
+    listeners = None
+    if args.listeners is not None:
+        with exit_if_missing():
+            require_pyclarity()
+        listeners = load_listeners(args.listeners)
     write_report(args.scores_csv, listeners, args.out_dir)
 
 

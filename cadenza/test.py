@@ -21,12 +21,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from cadenza.config import HYDRA_MAIN
+from cadenza.config import HYDRA_MAIN, recipe_command
 from cadenza.enhance import EnhanceSummary, run_enhance
 from cadenza.layout import ExpLayout
-from xumx_slicq_v2._optional import exit_if_missing
 from xumx_slicq_v2.audio import atomic_path, remove_stale_temporaries
-from xumx_slicq_v2.signals import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ def run_test(cfg: DictConfig) -> tuple[EnhanceSummary, Path | None]:
 
 @hydra.main(**{**HYDRA_MAIN, "config_name": "config_test"})
 def main(cfg: DictConfig) -> None:
-    with sigterm_exits(), exit_if_missing():  # SIGTERM: temporaries removed, a rerun resumes; no extra: exit 2
+    with recipe_command():
         run_test(cfg)
 
 

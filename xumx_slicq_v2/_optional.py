@@ -56,6 +56,7 @@ def require(
     purpose: str | None = None,
     executables: Sequence[str] = (),
     executables_remedy: str | None = None,
+    remedy: str | None = None,
 ) -> ModuleType:
     """Import ``module`` (dotted name) or raise `MissingDependency` naming ``extra``.
 
@@ -63,15 +64,16 @@ def require(
     but fails while importing (e.g. ``musdb`` without an ``ffmpeg`` executable raises ``RuntimeError``) gives
     the error it raised in the same line. ``executables``: programs the module needs on ``PATH`` when it is
     imported; if its import fails while any of them is missing, the message names those instead, with
-    ``executables_remedy`` (how to install them) as the remedy.
+    ``executables_remedy`` (how to install them) as the remedy. ``remedy``: how to install ``module`` where the
+    ``pip install`` of ``extra`` does not (default: that command).
     """
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
         missing = err.name or module
         if module == missing or module.startswith(f"{missing}."):
-            raise MissingDependency(module, extra, purpose) from err
-        raise MissingDependency(module, extra, purpose, f"{missing} is not installed") from err
+            raise MissingDependency(module, extra, purpose, remedy=remedy) from err
+        raise MissingDependency(module, extra, purpose, f"{missing} is not installed", remedy) from err
     except Exception as err:  # any failure at import time makes the feature unavailable
         absent = [name for name in executables if shutil.which(name) is None]
         if absent:
@@ -81,7 +83,7 @@ def require(
                 module, extra, purpose, reason, executables_remedy or f"install {programs}"
             ) from err
         reason = " ".join(f"{type(err).__name__}: {err}".split())
-        raise MissingDependency(module, extra, purpose, reason) from err
+        raise MissingDependency(module, extra, purpose, reason, remedy) from err
 
 
 @contextlib.contextmanager

@@ -190,3 +190,22 @@ def test_cadenza_command_without_musdb_names_the_extra(tmp_path) -> None:
         "error: the train/valid split (the musdb validation list) needs musdb, which is not installed: "
         "pip install 'xumx-slicq-v2[musdb]'"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["demix", "enhance", "evaluate", "merge_batches_results", "test", "report"])
+def test_cadenza_command_without_pyclarity_says_how_to_install_it(command, tmp_path) -> None:
+    """pyclarity is installed apart from the extras (``--no-deps``): every recipe command says so in one line."""
+    if command == "report":
+        scores = tmp_path / "scores.csv"
+        scores.write_text("song,listener\n")
+        args = [str(scores), "--listeners", str(tmp_path / "listeners.json")]
+    else:
+        args = [f"path.exp_folder={tmp_path / 'exp'}"]
+    env = {"XUMX_DEMO_DATA": str(tmp_path / "demo")}
+    result = run_blocked("clarity", f"cadenza.{command}", *args, env=env)
+    assert (result.returncode, "Traceback" in result.stderr) == (2, False), result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the Cadenza recipe needs clarity, which is not installed: pip install --no-deps pyclarity==0.9.0"
+    )
+    assert not (tmp_path / "exp" / "enhanced_signals").exists()

@@ -247,7 +247,8 @@ def test_bad_uploads_and_requests_are_refused(server, songs, tmp_path):
         large = bytes(MAX_UPLOAD_BYTES)
         status, result = upload(server, songs["short"], "not-a-session", body=large)
         assert status == 403 and "no such page session" in result["error"]
-        assert upload(server, songs["short"], page.session, headers={"Origin": "http://evil.example"}, body=large)[0] == 403
+        evil = {"Origin": "http://evil.example"}
+        assert upload(server, songs["short"], page.session, headers=evil, body=large)[0] == 403
         with pytest.raises(InvalidStatus):
             Page(server.ws_url, origin="http://evil.example")
         # songs are ids, never paths
